@@ -1,0 +1,44 @@
+from django_filters import rest_framework as filters
+from rest_framework import serializers, viewsets
+
+from governance.models import AuditEvent
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "actor_label",
+            "action",
+            "object_type",
+            "object_id",
+            "release",
+            "from_state",
+            "to_state",
+            "reason",
+            "data",
+            "prev_hash",
+            "hash",
+        ]
+        read_only_fields = fields
+
+
+class AuditEventFilter(filters.FilterSet):
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    action = filters.CharFilter(lookup_expr="startswith")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["release", "actor", "action", "object_type", "object_id"]
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
+    """The append-only audit log, oldest first. Filter by ``release``, ``actor``, ``action`` (prefix), time."""
+
+    queryset = AuditEvent.objects.order_by("id")
+    serializer_class = AuditEventSerializer
+    filterset_class = AuditEventFilter

@@ -1,0 +1,69 @@
+"""The five roles of Rollgate and the Django permissions each one holds.
+
+Data migrations call ``sync_role_groups`` so every fresh database has the groups; each app that adds models adds
+a migration that calls it again. Separation of duties is not here: it is a domain rule checked in services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+AUTHORS = "Authors"
+PROGRAM_MANAGERS = "Program managers"
+REVIEWERS = "Reviewers"
+ON_CALL = "On-call"
+AUDITORS = "Auditors"
+ALL_ROLES = (AUTHORS, PROGRAM_MANAGERS, REVIEWERS, ON_CALL, AUDITORS)
+
+# Read access that every role has: the whole release picture.
+_READ_ALL = [
+    "releases.view_automationsolution",
+    "releases.view_release",
+    "releases.view_rolloutstage",
+    "governance.view_auditevent",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    AUTHORS: [
+        *_READ_ALL,
+        "releases.add_automationsolution",
+        "releases.change_automationsolution",
+        "releases.add_release",
+        "releases.change_release",
+        "releases.submit_release",
+    ],
+    PROGRAM_MANAGERS: [
+        *_READ_ALL,
+        "releases.add_automationsolution",
+        "releases.change_automationsolution",
+        "releases.review_release",
+        "releases.approve_release",
+        "releases.manage_rollout",
+        "releases.emergency_stop",
+    ],
+    REVIEWERS: [*_READ_ALL, "releases.review_release"],
+    ON_CALL: [*_READ_ALL, "releases.emergency_stop"],
+    AUDITORS: [*_READ_ALL, "governance.export_evidence"],
+}
+
+
+def sync_role_groups(apps: Any, schema_editor: Any = None) -> None:
+    """Create the role groups and grant them ROLE_PERMISSIONS (idempotent; usable from migrations)."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations ran; create them now so the groups can hold them.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    for role, perm_names in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=role)
+        for perm_name in perm_names:
+            app_label, codename = perm_name.split(".", 1)
+            permission = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            # A permission of a model a later migration adds is granted by that migration's own sync.
+            if permission is not None:
+                group.permissions.add(permission)

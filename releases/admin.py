@@ -1,0 +1,320 @@
+"""The admin is a real UI for program managers, authors and reviewers: every write goes through
+``releases.services``; domain errors come back as messages; ``status`` is never editable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from . import services
+from .actors import request_actor
+from .choices import EDITABLE_STATES, ReleaseStatus
+from .errors import DomainError
+from .models import AutomationSolution, Release, RolloutStage
+from .selectors import transitions_available_to
+from .services import StageSpec, validate_stage_plan
+from .state_machine import TRANSITIONS
+
+STATUS_COLOURS = {
+    ReleaseStatus.DRAFT: "#6c757d",
+    ReleaseStatus.IN_REVIEW: "#0d6efd",
+    ReleaseStatus.APPROVED: "#198754",
+    ReleaseStatus.ROLLING_OUT: "#fd7e14",
+    ReleaseStatus.PAUSED: "#dc3545",
+    ReleaseStatus.LAUNCHED: "#20c997",
+    ReleaseStatus.VERIFYING: "#6610f2",
+    ReleaseStatus.VERIFIED: "#146c43",
+    ReleaseStatus.REJECTED: "#842029",
+    ReleaseStatus.CANCELLED: "#495057",
+    ReleaseStatus.ROLLED_BACK: "#b02a37",
+}
+
+
+def _copy_saved_state(target: Any, source: Any) -> None:
+    # The admin keeps working with its own instance after save (for log entries and redirects).
+    target.__dict__.update({key: value for key, value in source.__dict__.items() if not key.startswith("_")})
+    target._state.adding = False
+
+
+class ServiceBackedAdminMixin:
+    """Shows a domain refusal raised while saving as a message instead of an error page."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
+        except DomainError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)  # type: ignore[attr-defined]
+            return HttpResponseRedirect(request.get_full_path())
+
+
+@admin.register(AutomationSolution)
+class AutomationSolutionAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+    list_display = ["name", "key", "audience", "owner", "is_active", "updated_at"]
+    list_filter = ["audience", "is_active"]
+    search_fields = ["name", "key", "description"]
+    list_select_related = ["owner"]
+    fieldsets = [
+        (None, {"fields": ["name", "key", "audience", "owner", "is_active"]}),
+        ("About", {"fields": ["description"], "description": "What customers ask this automation, and where."}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["key"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: AutomationSolution, form: Any, change: bool) -> None:
+        data = {field: form.cleaned_data[field] for field in form.changed_data}
+        if change:
+            saved = services.solution_update(solution=obj, actor=request_actor(request), **data)
+        else:
+            saved = services.solution_create(actor=request_actor(request), **form.cleaned_data)
+        _copy_saved_state(obj, saved)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class StageInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        # The admin builds the formset on the parent form's unsaved instance, so its markets are the new ones.
+        problems = validate_stage_plan(markets=self.instance.markets or [], stages=self.stage_specs(), complete=False)
+        if problems:
+            raise forms.ValidationError(problems["stages"])
+
+    def stage_specs(self) -> list[StageSpec]:
+        rows = [
+            form.cleaned_data for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
+        ]
+        rows.sort(key=lambda row: row.get("position") or 10_000)
+        return [
+            StageSpec(
+                name=row["name"],
+                traffic_percent=row["traffic_percent"],
+                markets=tuple(row.get("markets") or ()),
+                min_hold=row["min_hold"],
+                min_sample_size=row["min_sample_size"],
+            )
+            for row in rows
+        ]
+
+
+class RolloutStageInline(admin.TabularInline):
+    model = RolloutStage
+    formset = StageInlineFormSet
+    extra = 0
+    fields = ["position", "name", "traffic_percent", "markets", "min_hold", "min_sample_size", "started_at"]
+    readonly_fields = ["started_at"]
+    ordering = ["position"]
+
+    def _editable(self, obj: Release | None) -> bool:
+        return obj is None or obj.status in EDITABLE_STATES
+
+    def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
+        return 3 if obj is None else 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+class ReleaseAdminForm(forms.ModelForm):
+    class Meta:
+        model = Release
+        fields = ["solution", *services.RELEASE_EDITABLE_FIELDS]
+
+    def clean_markets(self) -> list[str]:
+        markets = self.cleaned_data.get("markets") or []
+        if isinstance(markets, str):
+            markets = [code.strip() for code in markets.split(",") if code.strip()]
+        return list(markets)
+
+
+@admin.register(Release)
+class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+    form = ReleaseAdminForm
+    change_form_template = "admin/releases/release/change_form.html"
+    list_display = ["__str__", "status_badge", "risk_level", "is_emergency", "current_stage", "author", "updated_at"]
+    list_filter = ["status", "risk_level", "is_emergency", "solution"]
+    search_fields = ["title", "change_summary", "solution__name", "solution__key"]
+    list_select_related = ["solution", "author", "current_stage"]
+    inlines = [RolloutStageInline]
+    readonly_fields = [
+        "version",
+        "status_badge",
+        "content_hash",
+        "current_stage",
+        "stage_started_at",
+        "author",
+        "last_editor",
+        "created_at",
+        "updated_at",
+        "submitted_at",
+        "approved_at",
+        "rollout_started_at",
+        "launched_at",
+        "verification_started_at",
+        "closed_at",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["solution", "title", "change_summary", "risk_level", "is_emergency"],
+                "description": "What changes and why. The risk level selects the approval policy.",
+            },
+        ),
+        (
+            "Content",
+            {
+                "fields": [
+                    "system_prompt",
+                    "resolution_flow",
+                    "model_name",
+                    "model_parameters",
+                    "tools",
+                    "knowledge_base_version",
+                    "markets",
+                ],
+                "description": "Everything here (and the rollout stages below) is hashed; any change dismisses "
+                "approvals. Editable only while the release is a draft.",
+            },
+        ),
+        ("Rollout", {"fields": ["auto_promote", "verification_window", "current_stage", "stage_started_at"]}),
+        (
+            "Lifecycle",
+            {
+                "fields": [
+                    "status_badge",
+                    "version",
+                    "content_hash",
+                    "author",
+                    "last_editor",
+                    "created_at",
+                    "updated_at",
+                    "submitted_at",
+                    "approved_at",
+                    "rollout_started_at",
+                    "launched_at",
+                    "verification_started_at",
+                    "closed_at",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Release) -> str:
+        colour = STATUS_COLOURS.get(ReleaseStatus(obj.status), "#333")
+        return format_html(
+            '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;white-space:nowrap">{}</span>',
+            colour,
+            obj.get_status_display(),
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(self.readonly_fields)
+        if obj is not None:
+            fields.append("solution")
+            if obj.status not in EDITABLE_STATES:
+                fields += [f for f in services.RELEASE_EDITABLE_FIELDS if f not in fields]
+        return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Release, form: Any, change: bool) -> None:
+        # Saved together with the stages in save_related, through one service call.
+        pass
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        release = form.instance
+        stage_formset = next((fs for fs in formsets if isinstance(fs, StageInlineFormSet)), None)
+        stage_specs = stage_formset.stage_specs() if stage_formset is not None and stage_formset.has_changed() else None
+        fields = {
+            name: form.cleaned_data[name]
+            for name in services.RELEASE_EDITABLE_FIELDS
+            if name in form.cleaned_data and (not change or name in form.changed_data)
+        }
+        if change:
+            saved = services.release_update(
+                release=release,
+                actor=request_actor(request),
+                stages=stage_specs,
+                **fields,  # type: ignore[arg-type]
+            )
+        else:
+            saved = services.release_create(
+                actor=request_actor(request),
+                solution=form.cleaned_data["solution"],
+                stages=stage_specs or (),
+                **fields,
+            )
+        _copy_saved_state(release, saved)
+
+    # --- Transition buttons -------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<int:object_id>/transition/<str:name>/",
+                self.admin_site.admin_view(self.transition_view),
+                name="releases_release_transition",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        release = self.get_object(request, object_id)
+        if release is not None:
+            extra_context["available_transitions"] = transitions_available_to(
+                release=release, user=request_actor(request)
+            )
+            extra_context["transition_extra_panels"] = self.transition_extra_panels(request, release)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def transition_extra_panels(self, request: HttpRequest, release: Release) -> list[Any]:
+        """Other apps' panels (policy status, checklists) rendered above the transition buttons."""
+        return []
+
+    def transition_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
+        release = get_object_or_404(Release, pk=object_id)
+        change_url = reverse("admin:releases_release_change", args=[release.pk])
+        if not self.has_view_permission(request, release):
+            self.message_user(request, "You cannot see this release.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:index"))
+        transition = TRANSITIONS.get(name)
+        if request.method != "POST" or transition is None:
+            return HttpResponseRedirect(change_url)
+        arguments: dict[str, Any] = {"release": release, "actor": request_actor(request)}
+        if name != "submit":
+            arguments["reason"] = request.POST.get("reason", "")
+        if transition.overridable and request.POST.get("override") == "on":
+            arguments["override"] = True
+        try:
+            updated = services.TRANSITION_SERVICES[name](**arguments)
+        except DomainError as exc:
+            self.message_user(request, f"{transition.label} refused: {exc.detail}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{transition.label}: the release is now {updated.get_status_display().lower()}.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(change_url)

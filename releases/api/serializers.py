@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from rest_framework import serializers
+
+from releases.choices import RiskLevel
+from releases.models import AutomationSolution, Release, RolloutStage
+from releases.services import StageSpec
+
+
+class SolutionSerializer(serializers.ModelSerializer[AutomationSolution]):
+    class Meta:
+        model = AutomationSolution
+        fields = ["id", "key", "name", "description", "audience", "owner", "is_active", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class StageSerializer(serializers.ModelSerializer[RolloutStage]):
+    min_hold = serializers.DurationField(
+        default=timedelta(hours=1), help_text="Minimum hold before promotion, e.g. '01:00:00' or '1 00:00:00'."
+    )
+    markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False, default=list)
+
+    class Meta:
+        model = RolloutStage
+        fields = [
+            "id",
+            "position",
+            "name",
+            "traffic_percent",
+            "markets",
+            "min_hold",
+            "min_sample_size",
+            "started_at",
+            "completed_at",
+        ]
+        read_only_fields = ["id", "position", "started_at", "completed_at"]
+
+    def to_spec(self, data: dict[str, Any]) -> StageSpec:
+        return StageSpec(
+            name=data["name"],
+            traffic_percent=data["traffic_percent"],
+            markets=tuple(data.get("markets") or ()),
+            min_hold=data.get("min_hold", timedelta(hours=1)),
+            min_sample_size=data.get("min_sample_size", 0),
+        )
+
+
+class ReleaseSerializer(serializers.ModelSerializer[Release]):
+    stages = StageSerializer(many=True, required=False)
+    markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False)
+    tools = serializers.ListField(child=serializers.CharField(max_length=120), required=False)
+    resolution_flow = serializers.JSONField(required=False)
+    model_parameters = serializers.DictField(required=False)
+    risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
+    solution = serializers.PrimaryKeyRelatedField(queryset=AutomationSolution.objects.all())
+    author: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
+    last_editor: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
+    current_stage = StageSerializer(read_only=True)
+    available_transitions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "solution",
+            "version",
+            "title",
+            "change_summary",
+            "risk_level",
+            "is_emergency",
+            "system_prompt",
+            "resolution_flow",
+            "model_name",
+            "model_parameters",
+            "tools",
+            "knowledge_base_version",
+            "markets",
+            "content_hash",
+            "status",
+            "stages",
+            "current_stage",
+            "stage_started_at",
+            "auto_promote",
+            "verification_window",
+            "author",
+            "last_editor",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "approved_at",
+            "rollout_started_at",
+            "launched_at",
+            "verification_started_at",
+            "closed_at",
+            "available_transitions",
+        ]
+        read_only_fields = [
+            "id",
+            "version",
+            "content_hash",
+            "status",
+            "stage_started_at",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "approved_at",
+            "rollout_started_at",
+            "launched_at",
+            "verification_started_at",
+            "closed_at",
+        ]
+
+    def get_available_transitions(self, release: Release) -> list[str]:
+        from releases.selectors import transitions_available_to
+
+        request = self.context.get("request")
+        if request is None:
+            return []
+        return [t.name for t in transitions_available_to(release=release, user=request.user)]
+
+    def validate_resolution_flow(self, value: Any) -> Any:
+        if not isinstance(value, dict | list):
+            raise serializers.ValidationError("The resolution flow must be a JSON object or list.")
+        return value
+
+    def stage_specs(self) -> list[StageSpec] | None:
+        stages = self.validated_data.get("stages")
+        if stages is None:
+            return None
+        return [StageSerializer().to_spec(stage) for stage in stages]
+
+    def service_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.validated_data.items() if k not in {"stages", "solution"}}
+
+
+class TransitionInputSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class OverridableTransitionInputSerializer(TransitionInputSerializer):
+    override = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Override the guards that allow it (hold time, guardrails, emergency freeze); needs a reason.",
+    )
+
+
+class TransitionErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    detail = serializers.CharField()

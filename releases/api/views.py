@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from releases import services
+from releases.actors import request_actor
+from releases.choices import ReleaseStatus
+from releases.models import AutomationSolution, Release
+from releases.selectors import release_list
+from releases.state_machine import TRANSITIONS
+
+from .serializers import (
+    OverridableTransitionInputSerializer,
+    ReleaseSerializer,
+    SolutionSerializer,
+    TransitionErrorSerializer,
+    TransitionInputSerializer,
+)
+
+
+class ObtainTokenView(ObtainAuthToken):
+    """Exchange a username and password for an API token (``Authorization: Token <key>``)."""
+
+    permission_classes: list[Any] = []
+
+
+class SolutionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[AutomationSolution],
+):
+    """Automation solutions. Archive one with ``is_active: false``; governed rows are never deleted."""
+
+    queryset = AutomationSolution.objects.select_related("owner").order_by("name")
+    serializer_class = SolutionSerializer
+    filterset_fields = ["audience", "is_active", "key"]
+    ordering_fields = ["name", "created_at"]
+
+    def perform_create(self, serializer: SolutionSerializer) -> None:
+        serializer.instance = services.solution_create(actor=request_actor(self.request), **serializer.validated_data)
+
+    def perform_update(self, serializer: SolutionSerializer) -> None:
+        assert serializer.instance is not None
+        fields = {k: v for k, v in serializer.validated_data.items() if k != "key"}
+        serializer.instance = services.solution_update(
+            solution=serializer.instance, actor=request_actor(self.request), **fields
+        )
+
+
+class ReleaseFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=ReleaseStatus.choices)
+
+    class Meta:
+        model = Release
+        fields = ["status", "solution", "risk_level", "is_emergency", "author"]
+
+
+_TRANSITION_RESPONSES = {
+    200: ReleaseSerializer,
+    400: OpenApiResponse(description="Validation error, e.g. a missing reason"),
+    403: OpenApiResponse(description="Role or separation of duties refuses the action"),
+    409: TransitionErrorSerializer,
+}
+
+
+def _transition_action(name: str, doc: str) -> Any:
+    """A POST action running the named transition service: input serializer → service → output serializer."""
+    input_serializer = (
+        OverridableTransitionInputSerializer if TRANSITIONS[name].overridable else TransitionInputSerializer
+    )
+
+    @extend_schema(request=input_serializer, responses=_TRANSITION_RESPONSES, description=doc)
+    def handler(self: ReleaseViewSet, request: Request, pk: str | None = None) -> Response:
+        release = self.get_object()
+        payload = input_serializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        arguments: dict[str, Any] = {"release": release, "actor": request_actor(request)}
+        reason = payload.validated_data.get("reason", "")
+        if name != "submit":
+            arguments["reason"] = reason
+        if payload.validated_data.get("override"):
+            arguments["override"] = True
+        updated = services.TRANSITION_SERVICES[name](**arguments)
+        return Response(ReleaseSerializer(release_list().get(pk=updated.pk), context={"request": request}).data)
+
+    handler.__name__ = name
+    handler.__doc__ = doc
+    return action(detail=True, methods=["post"], url_path=name.replace("_", "-"))(handler)
+
+
+class ReleaseViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[Release],
+):
+    """Releases of automation solutions. Content (including ``stages``) is editable only in ``draft``;
+    every lifecycle step is a POST action. An illegal transition answers 409 ``{code, detail}``."""
+
+    serializer_class = ReleaseSerializer
+    filterset_class = ReleaseFilter
+    ordering_fields = ["created_at", "updated_at", "version"]
+    # Transitions check their own domain permission in the service; the caller only needs to see the release.
+    view_only_actions = tuple(TRANSITIONS)
+
+    def get_queryset(self) -> QuerySet[Release]:
+        return release_list().order_by("-created_at")
+
+    def perform_create(self, serializer: ReleaseSerializer) -> None:
+        serializer.instance = services.release_create(
+            actor=request_actor(self.request),
+            solution=serializer.validated_data["solution"],
+            stages=serializer.stage_specs() or (),
+            **serializer.service_fields(),
+        )
+
+    def perform_update(self, serializer: ReleaseSerializer) -> None:
+        assert serializer.instance is not None
+        if "solution" in serializer.validated_data and serializer.validated_data["solution"] != (
+            serializer.instance.solution
+        ):
+            from releases.errors import DomainValidationError
+
+            raise DomainValidationError({"solution": ["A release cannot move to another solution."]})
+        serializer.instance = services.release_update(
+            release=serializer.instance,
+            actor=request_actor(self.request),
+            stages=serializer.stage_specs(),
+            **serializer.service_fields(),
+        )
+
+    submit = _transition_action("submit", doc="draft → in_review. Needs complete content and a valid stage plan.")
+    request_changes = _transition_action("request_changes", doc="in_review → draft, with a reason.")
+    reject = _transition_action("reject", doc="in_review → rejected, with a reason.")
+    approve = _transition_action("approve", doc="in_review → approved (program managers; never the author).")
+    cancel = _transition_action("cancel", doc="draft | in_review | approved → cancelled, with a reason.")
+    start_rollout = _transition_action("start_rollout", doc="approved → rolling_out at the first stage.")
+    promote = _transition_action(
+        "promote",
+        doc="Next stage, or launched from the last one. Needs the hold time elapsed unless overridden.",
+    )
+    pause = _transition_action("pause", doc="rolling_out → paused, with a reason (program managers, on-call).")
+    resume = _transition_action("resume", doc="paused → rolling_out; the stage's hold time restarts.")
+    rollback = _transition_action(
+        "rollback", doc="rolling_out | paused | launched | verifying → rolled_back, with a reason."
+    )
+    begin_verification = _transition_action("begin_verification", doc="launched → verifying.")
+    complete_verification = _transition_action(
+        "complete_verification", doc="verifying → verified once the verification window has elapsed."
+    )

@@ -1,0 +1,80 @@
+"""The extension point other apps use to take part in release transitions.
+
+``releases`` knows nothing of approval policies, checklists, freeze windows or guardrails. Those apps register
+functions here from their ``AppConfig.ready()``:
+
+* a **guard** runs inside the transition's transaction, after the row is locked and the state checked, before
+  anything is written; it refuses by raising a ``releases.errors.DomainError`` (``GuardFailed`` → 409);
+* an **effect** runs inside the same transaction after the new state and the audit event are written (e.g. a
+  checklist instantiated on entering a gate); work outside the database must be scheduled with
+  ``transaction.on_commit`` from the effect.
+
+Besides the transition names of ``releases.state_machine.TRANSITIONS`` there are two events:
+``content_changed`` (a draft's material content changed; effects only) and ``created``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .actors import Actor
+    from .models import Release
+    from .state_machine import Transition
+
+CONTENT_CHANGED = "content_changed"
+CREATED = "created"
+
+
+@dataclass
+class TransitionContext:
+    release: Release
+    event: str
+    actor: Actor | None
+    now: datetime
+    reason: str = ""
+    # Set when the actor explicitly overrides a guard that allows it (manual promotion, emergency freeze override).
+    override: bool = False
+    transition: Transition | None = None
+    from_state: str = ""
+    to_state: str = ""
+    # Guards and effects may add facts here; they are written into the audit event's data.
+    audit_data: dict[str, Any] = field(default_factory=dict)
+
+
+Hook = Callable[[TransitionContext], None]
+
+_guards: dict[str, list[Hook]] = defaultdict(list)
+_effects: dict[str, list[Hook]] = defaultdict(list)
+
+
+def _register(registry: dict[str, list[Hook]], events: tuple[str, ...]) -> Callable[[Hook], Hook]:
+    def decorator(fn: Hook) -> Hook:
+        for event in events:
+            if fn not in registry[event]:
+                registry[event].append(fn)
+        return fn
+
+    return decorator
+
+
+def register_guard(*events: str) -> Callable[[Hook], Hook]:
+    return _register(_guards, events)
+
+
+def register_effect(*events: str) -> Callable[[Hook], Hook]:
+    return _register(_effects, events)
+
+
+def run_guards(context: TransitionContext) -> None:
+    for guard in _guards[context.event]:
+        guard(context)
+
+
+def run_effects(context: TransitionContext) -> None:
+    for effect in _effects[context.event]:
+        effect(context)

@@ -1,0 +1,605 @@
+"""Every write to solutions, releases and stages. One service per lifecycle transition; nothing else writes
+``Release.status``.
+
+Each transition, in one transaction: locks the release row, checks the state table, the actor's permission and
+the guards (its own, then those other apps registered in ``releases.hooks``), writes the new state, writes the
+audit event, runs the registered effects; work outside the database goes through ``transaction.on_commit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from governance.audit import audit_record
+
+from . import hooks
+from .choices import EDITABLE_STATES, IN_ROLLOUT_STATES, ReleaseStatus
+from .errors import (
+    ContentFrozen,
+    DomainPermissionDenied,
+    DomainValidationError,
+    GuardFailed,
+    IllegalTransition,
+    SeparationOfDuties,
+)
+from .models import AutomationSolution, Release, RolloutStage
+from .state_machine import (
+    APPROVE,
+    BEGIN_VERIFICATION,
+    CANCEL,
+    COMPLETE_VERIFICATION,
+    PAUSE,
+    PROMOTE,
+    REJECT,
+    REQUEST_CHANGES,
+    RESUME,
+    ROLLBACK,
+    START_ROLLOUT,
+    SUBMIT,
+    Transition,
+)
+
+if TYPE_CHECKING:
+    from .actors import Actor
+
+RELEASE_CONTENT_FIELDS = (
+    "system_prompt",
+    "resolution_flow",
+    "model_name",
+    "model_parameters",
+    "tools",
+    "knowledge_base_version",
+    "markets",
+)
+# Descriptive fields: editable in draft like content, but not hashed (they do not change what customers see).
+RELEASE_DESCRIPTIVE_FIELDS = ("title", "change_summary", "risk_level", "is_emergency", "auto_promote")
+RELEASE_EDITABLE_FIELDS = RELEASE_CONTENT_FIELDS + RELEASE_DESCRIPTIVE_FIELDS + ("verification_window",)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    traffic_percent: int
+    markets: Sequence[str] = ()
+    min_hold: timedelta = timedelta(hours=1)
+    min_sample_size: int = 0
+
+
+def _set_history(instance: Any, actor: Actor | None, reason: str) -> None:
+    instance._history_user = actor
+    instance._change_reason = reason[:100] if reason else None
+
+
+def _full_clean(instance: Any, exclude: Sequence[str] = ()) -> None:
+    try:
+        instance.full_clean(exclude=list(exclude))
+    except ValidationError as exc:
+        raise DomainValidationError(exc.message_dict) from exc
+
+
+def _require_perm(actor: Actor | None, permission: str, action: str) -> None:
+    if actor is None or not actor.has_perm(permission):  # type: ignore[attr-defined]
+        raise DomainPermissionDenied(f"Your role does not allow you to {action}.")
+
+
+# --- Solutions ----------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def solution_create(
+    *,
+    actor: Actor,
+    key: str,
+    name: str,
+    audience: str,
+    description: str = "",
+    owner: Actor | None = None,
+) -> AutomationSolution:
+    _require_perm(actor, "releases.add_automationsolution", "create solutions")
+    solution = AutomationSolution(key=key, name=name, audience=audience, description=description, owner=owner)
+    _full_clean(solution)
+    _set_history(solution, actor, "Created")
+    solution.save()
+    audit_record(actor=actor, action="solution.created", obj=solution, data={"key": key, "name": name})
+    return solution
+
+
+@transaction.atomic
+def solution_update(*, solution: AutomationSolution, actor: Actor, **fields: Any) -> AutomationSolution:
+    _require_perm(actor, "releases.change_automationsolution", "edit solutions")
+    allowed = {"name", "description", "audience", "owner", "is_active"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise DomainValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
+    solution = AutomationSolution.objects.select_for_update().get(pk=solution.pk)
+    changed = {}
+    for field, value in fields.items():
+        if getattr(solution, field) != value:
+            changed[field] = str(value)
+            setattr(solution, field, value)
+    if not changed:
+        return solution
+    _full_clean(solution)
+    _set_history(solution, actor, "Edited")
+    solution.save()
+    audit_record(actor=actor, action="solution.updated", obj=solution, data={"changed": changed})
+    return solution
+
+
+# --- Release content ----------------------------------------------------------------------------------------
+
+
+def validate_stage_plan(*, markets: Sequence[str], stages: Sequence[StageSpec], complete: bool) -> dict[str, list[str]]:
+    """Problems of a rollout plan, by field. ``complete`` also demands a finished plan (as ``submit`` does)."""
+    problems: list[str] = []
+    if complete and not stages:
+        problems.append("Define at least one rollout stage.")
+    previous = 0
+    for index, stage in enumerate(stages, start=1):
+        label = f"Stage {index} ({stage.name or 'unnamed'})"
+        if not stage.name.strip():
+            problems.append(f"Stage {index} needs a name.")
+        if not 1 <= stage.traffic_percent <= 100:
+            problems.append(f"{label}: traffic percent must be between 1 and 100.")
+        elif stage.traffic_percent <= previous:
+            problems.append(f"{label}: traffic percent must be higher than the stage before ({previous}%).")
+        previous = max(previous, stage.traffic_percent)
+        outside = sorted(set(stage.markets) - set(markets))
+        if outside:
+            problems.append(f"{label}: markets {', '.join(outside)} are not markets of the release.")
+        if stage.min_hold < timedelta(0):
+            problems.append(f"{label}: minimum hold cannot be negative.")
+        if stage.min_sample_size < 0:
+            problems.append(f"{label}: minimum sample size cannot be negative.")
+    if complete and stages and stages[-1].traffic_percent != 100:
+        problems.append("The last stage must send 100% of traffic.")
+    return {"stages": problems} if problems else {}
+
+
+def _write_stages(release: Release, stages: Sequence[StageSpec], actor: Actor, reason: str) -> None:
+    existing = {stage.position: stage for stage in release.stages.all()}
+    for position, spec in enumerate(stages, start=1):
+        stage = existing.pop(position, None) or RolloutStage(release=release, position=position)
+        stage.name = spec.name
+        stage.traffic_percent = spec.traffic_percent
+        stage.markets = list(spec.markets)
+        stage.min_hold = spec.min_hold
+        stage.min_sample_size = spec.min_sample_size
+        _full_clean(stage, exclude=["release"])
+        _set_history(stage, actor, reason)
+        stage.save()
+    for leftover in existing.values():
+        # Only a draft's plan shrinks; the historical row keeps what the stage was.
+        _set_history(leftover, actor, reason)
+        leftover.delete()
+
+
+@transaction.atomic
+def release_create(
+    *,
+    actor: Actor,
+    solution: AutomationSolution,
+    title: str,
+    stages: Sequence[StageSpec] = (),
+    **fields: Any,
+) -> Release:
+    _require_perm(actor, "releases.add_release", "create releases")
+    unknown = set(fields) - set(RELEASE_EDITABLE_FIELDS)
+    if unknown:
+        raise DomainValidationError({field: ["Unknown release field."] for field in sorted(unknown)})
+    # Lock the solution so two releases created at once get distinct version numbers.
+    solution = AutomationSolution.objects.select_for_update().get(pk=solution.pk)
+    if not solution.is_active:
+        raise DomainValidationError({"solution": ["This solution is archived; reactivate it first."]})
+    release = Release(solution=solution, title=title, author=actor, last_editor=actor, **fields)
+    release.version = (solution.releases.aggregate(v=Max("version"))["v"] or 0) + 1
+    problems = validate_stage_plan(markets=release.markets or [], stages=stages, complete=False)
+    if problems:
+        raise DomainValidationError(problems)
+    release.content_hash = release.compute_content_hash(stages=[])
+    _full_clean(release, exclude=["content_hash", "version"])
+    _set_history(release, actor, "Created")
+    release.save()
+    _write_stages(release, stages, actor, "Created")
+    release.content_hash = release.compute_content_hash()
+    _set_history(release, actor, "Created")
+    release.save(update_fields=["content_hash"])
+    audit_record(
+        actor=actor,
+        action="release.created",
+        obj=release,
+        release_id=release.pk,
+        to_state=release.status,
+        data={"version": release.version, "content_hash": release.content_hash},
+    )
+    hooks.run_effects(hooks.TransitionContext(release=release, event=hooks.CREATED, actor=actor, now=timezone.now()))
+    return release
+
+
+@transaction.atomic
+def release_update(
+    *,
+    release: Release,
+    actor: Actor,
+    stages: Sequence[StageSpec] | None = None,
+    **fields: Any,
+) -> Release:
+    """Edit a draft. Any material change (content or stages) changes ``content_hash`` and dismisses
+    approvals through the ``content_changed`` effects; the actor becomes the last editor."""
+    _require_perm(actor, "releases.change_release", "edit releases")
+    unknown = set(fields) - set(RELEASE_EDITABLE_FIELDS)
+    if unknown:
+        raise DomainValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
+    release = Release.objects.select_for_update().get(pk=release.pk)
+    if release.status not in EDITABLE_STATES:
+        raise ContentFrozen(
+            f"Release content is frozen in status '{release.status}'; only drafts can be edited.",
+            extra={"status": release.status},
+        )
+    for field, value in fields.items():
+        setattr(release, field, value)
+    stage_specs = stages if stages is not None else _specs_of(release)
+    problems = validate_stage_plan(markets=release.markets or [], stages=stage_specs, complete=False)
+    if problems:
+        raise DomainValidationError(problems)
+    _full_clean(release, exclude=["content_hash", "version"])
+    old_hash = release.content_hash
+    if stages is not None:
+        _write_stages(release, stages, actor, "Edited")
+    release.content_hash = release.compute_content_hash()
+    release.last_editor = actor
+    _set_history(release, actor, "Edited")
+    release.save()
+    changed_content = release.content_hash != old_hash
+    audit_record(
+        actor=actor,
+        action="release.updated",
+        obj=release,
+        release_id=release.pk,
+        data={"fields": sorted(fields), "stages_changed": stages is not None, "content_hash": release.content_hash},
+    )
+    if changed_content:
+        hooks.run_effects(
+            hooks.TransitionContext(
+                release=release,
+                event=hooks.CONTENT_CHANGED,
+                actor=actor,
+                now=timezone.now(),
+                reason="Release content changed",
+                audit_data={"old_hash": old_hash, "new_hash": release.content_hash},
+            )
+        )
+    return release
+
+
+def _specs_of(release: Release) -> list[StageSpec]:
+    return [
+        StageSpec(
+            name=stage.name,
+            traffic_percent=stage.traffic_percent,
+            markets=tuple(stage.markets),
+            min_hold=stage.min_hold,
+            min_sample_size=stage.min_sample_size,
+        )
+        for stage in release.ordered_stages
+    ]
+
+
+def missing_content(release: Release) -> dict[str, list[str]]:
+    """What ``submit`` still needs, by field; empty when the release is complete."""
+    problems: dict[str, list[str]] = {}
+    required = {
+        "title": "A title is required.",
+        "system_prompt": "The prompt / system instructions are required.",
+        "model_name": "The model is required.",
+        "markets": "At least one market is required.",
+    }
+    for field, message in required.items():
+        value = getattr(release, field)
+        if not (value.strip() if isinstance(value, str) else value):
+            problems[field] = [message]
+    problems.update(validate_stage_plan(markets=release.markets or [], stages=_specs_of(release), complete=True))
+    return problems
+
+
+# --- Transitions --------------------------------------------------------------------------------------------
+
+Mutation = Callable[[Release, hooks.TransitionContext], None]
+
+
+def check_actor_may(*, transition: Transition, release: Release, actor: Actor | None) -> None:
+    """Role and separation-of-duties checks of a transition, without its state or guards."""
+    if actor is None:
+        if not transition.system_allowed:
+            raise DomainPermissionDenied(f"The system cannot {transition.label.lower()} a release.")
+        return
+    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
+        raise DomainPermissionDenied(f"Your role does not allow you to {transition.label.lower()} a release.")
+    if transition is APPROVE and actor.pk in {release.author_id, release.last_editor_id}:
+        raise SeparationOfDuties("The author or last editor of a release can never approve it.")
+
+
+def _transition(
+    *,
+    release: Release,
+    transition: Transition,
+    actor: Actor | None,
+    reason: str = "",
+    override: bool = False,
+    guard: Mutation | None = None,
+    mutate: Mutation | None = None,
+    audit_data: dict[str, Any] | None = None,
+) -> Release:
+    reason = (reason or "").strip()
+    if (transition.reason_required or override) and not reason:
+        raise DomainValidationError({"reason": [f"A reason is required to {transition.label.lower()}."]})
+    with transaction.atomic():
+        locked = Release.objects.select_for_update(of=("self",)).select_related("solution").get(pk=release.pk)
+        if not transition.allows_from(locked.status):
+            raise IllegalTransition(
+                f"Cannot {transition.label.lower()} a release that is {locked.get_status_display().lower()}.",
+                extra={"status": locked.status, "transition": transition.name},
+            )
+        check_actor_may(transition=transition, release=locked, actor=actor)
+        context = hooks.TransitionContext(
+            release=locked,
+            event=transition.name,
+            actor=actor,
+            now=timezone.now(),
+            reason=reason,
+            override=override,
+            transition=transition,
+            from_state=locked.status,
+            to_state=transition.target,
+            audit_data=dict(audit_data or {}),
+        )
+        if guard is not None:
+            guard(locked, context)
+        hooks.run_guards(context)
+        if mutate is not None:
+            mutate(locked, context)
+        locked.status = context.to_state
+        _set_history(locked, actor, reason or transition.label)
+        locked.save()
+        audit_record(
+            actor=actor,
+            action=f"release.{transition.name}",
+            obj=locked,
+            release_id=locked.pk,
+            from_state=context.from_state,
+            to_state=context.to_state,
+            reason=reason,
+            data={"content_hash": locked.content_hash, "override": override, **context.audit_data},
+        )
+        hooks.run_effects(context)
+    return locked
+
+
+def _close(release: Release, context: hooks.TransitionContext) -> None:
+    release.closed_at = context.now
+
+
+def release_submit(*, release: Release, actor: Actor) -> Release:
+    def guard(locked: Release, context: hooks.TransitionContext) -> None:
+        problems = missing_content(locked)
+        if problems:
+            raise GuardFailed(
+                "The release is not ready for review: "
+                + " ".join(message for messages in problems.values() for message in messages),
+                code="incomplete_release",
+                extra={"problems": problems},
+            )
+
+    def mutate(locked: Release, context: hooks.TransitionContext) -> None:
+        locked.submitted_at = context.now
+
+    return _transition(release=release, transition=SUBMIT, actor=actor, guard=guard, mutate=mutate)
+
+
+def release_request_changes(*, release: Release, actor: Actor, reason: str) -> Release:
+    def mutate(locked: Release, context: hooks.TransitionContext) -> None:
+        locked.submitted_at = None
+
+    return _transition(release=release, transition=REQUEST_CHANGES, actor=actor, reason=reason, mutate=mutate)
+
+
+def release_reject(*, release: Release, actor: Actor, reason: str) -> Release:
+    return _transition(release=release, transition=REJECT, actor=actor, reason=reason, mutate=_close)
+
+
+def release_approve(*, release: Release, actor: Actor | None, reason: str = "") -> Release:
+    """Move a release in review to ``approved``. Guards registered by governance decide whether it may."""
+
+    def mutate(locked: Release, context: hooks.TransitionContext) -> None:
+        locked.approved_at = context.now
+
+    return _transition(release=release, transition=APPROVE, actor=actor, reason=reason, mutate=mutate)
+
+
+def release_cancel(*, release: Release, actor: Actor, reason: str) -> Release:
+    return _transition(release=release, transition=CANCEL, actor=actor, reason=reason, mutate=_close)
+
+
+def _other_release_holding_markets(release: Release) -> Release | None:
+    # The solution row is locked first, so two releases of one solution never start at the same moment.
+    AutomationSolution.objects.select_for_update().get(pk=release.solution_id)
+    markets = set(release.markets)
+    others = Release.objects.filter(solution_id=release.solution_id, status__in=IN_ROLLOUT_STATES).exclude(
+        pk=release.pk
+    )
+    for other in others:
+        if markets & set(other.markets):
+            return other
+    return None
+
+
+def release_start_rollout(*, release: Release, actor: Actor, reason: str = "", override: bool = False) -> Release:
+    """Start the first stage. ``override`` (with a reason) is the emergency override governance may accept
+    for a freeze window; it never bypasses the one-rollout-per-market rule."""
+
+    def guard(locked: Release, context: hooks.TransitionContext) -> None:
+        other = _other_release_holding_markets(locked)
+        if other is not None:
+            overlap = sorted(set(locked.markets) & set(other.markets))
+            raise GuardFailed(
+                f"{other} is already rolling out in {', '.join(overlap)}; finish, pause-and-roll-back or "
+                "verify it first.",
+                code="market_busy",
+                extra={"blocking_release": other.pk, "markets": overlap},
+            )
+        if not locked.ordered_stages:
+            raise GuardFailed("The release has no rollout stages.", code="no_stages")
+
+    def mutate(locked: Release, context: hooks.TransitionContext) -> None:
+        first = locked.ordered_stages[0]  # type: ignore[index]
+        _start_stage(locked, first, context)
+        locked.rollout_started_at = context.now
+
+    return _transition(
+        release=release,
+        transition=START_ROLLOUT,
+        actor=actor,
+        reason=reason,
+        override=override,
+        guard=guard,
+        mutate=mutate,
+    )
+
+
+def _start_stage(release: Release, stage: RolloutStage, context: hooks.TransitionContext) -> None:
+    stage.started_at = context.now
+    _set_history(stage, context.actor, f"Stage started: {context.event}")
+    stage.save(update_fields=["started_at"])
+    release.current_stage = stage
+    release.stage_started_at = context.now
+    context.audit_data["stage"] = {"position": stage.position, "name": stage.name, "percent": stage.traffic_percent}
+
+
+def hold_time_remaining(release: Release, now: Any = None) -> timedelta:
+    stage = release.current_stage
+    if stage is None or release.stage_started_at is None:
+        return timedelta(0)
+    now = now or timezone.now()
+    return max(timedelta(0), release.stage_started_at + stage.min_hold - now)
+
+
+def release_promote(*, release: Release, actor: Actor | None, reason: str = "", override: bool = False) -> Release:
+    """Move to the next stage, or launch from the last one. ``override`` (program manager, with a reason)
+    skips the hold time and lets guards that allow it (guardrails) be overridden."""
+    if override and actor is None:
+        raise DomainPermissionDenied("Only a person can override promotion guards.")
+
+    def guard(locked: Release, context: hooks.TransitionContext) -> None:
+        remaining = hold_time_remaining(locked, context.now)
+        if remaining > timedelta(0) and not context.override:
+            raise GuardFailed(
+                f"Stage '{locked.current_stage.name if locked.current_stage else '?'}' must hold for another "
+                f"{_human_duration(remaining)} before promotion.",
+                code="hold_time",
+                extra={"remaining_seconds": int(remaining.total_seconds())},
+            )
+
+    def mutate(locked: Release, context: hooks.TransitionContext) -> None:
+        stages = list(locked.ordered_stages)
+        current = locked.current_stage
+        if current is not None:
+            current.completed_at = context.now
+            _set_history(current, context.actor, "Stage completed")
+            current.save(update_fields=["completed_at"])
+            context.audit_data["completed_stage"] = current.position
+        following = [stage for stage in stages if current is None or stage.position > current.position]
+        if following:
+            _start_stage(locked, following[0], context)
+        else:
+            context.to_state = ReleaseStatus.LAUNCHED
+            locked.launched_at = context.now
+
+    return _transition(
+        release=release,
+        transition=PROMOTE,
+        actor=actor,
+        reason=reason,
+        override=override,
+        guard=guard,
+        mutate=mutate,
+    )
+
+
+def release_pause(*, release: Release, actor: Actor | None, reason: str) -> Release:
+    return _transition(release=release, transition=PAUSE, actor=actor, reason=reason)
+
+
+def release_resume(*, release: Release, actor: Actor, reason: str = "") -> Release:
+    def mutate(locked: Release, context: hooks.TransitionContext) -> None:
+        # The hold time restarts: the paused period gave the stage no traffic to judge it by.
+        locked.stage_started_at = context.now
+
+    return _transition(release=release, transition=RESUME, actor=actor, reason=reason, mutate=mutate)
+
+
+def release_rollback(*, release: Release, actor: Actor | None, reason: str) -> Release:
+    return _transition(release=release, transition=ROLLBACK, actor=actor, reason=reason, mutate=_close)
+
+
+def release_begin_verification(*, release: Release, actor: Actor | None, reason: str = "") -> Release:
+    def mutate(locked: Release, context: hooks.TransitionContext) -> None:
+        locked.verification_started_at = context.now
+
+    return _transition(release=release, transition=BEGIN_VERIFICATION, actor=actor, reason=reason, mutate=mutate)
+
+
+def verification_time_remaining(release: Release, now: Any = None) -> timedelta:
+    if release.verification_started_at is None:
+        return release.verification_window
+    now = now or timezone.now()
+    return max(timedelta(0), release.verification_started_at + release.verification_window - now)
+
+
+def release_complete_verification(*, release: Release, actor: Actor | None, reason: str = "") -> Release:
+    def guard(locked: Release, context: hooks.TransitionContext) -> None:
+        remaining = verification_time_remaining(locked, context.now)
+        if remaining > timedelta(0):
+            raise GuardFailed(
+                f"The verification window has {_human_duration(remaining)} left.",
+                code="verification_window",
+                extra={"remaining_seconds": int(remaining.total_seconds())},
+            )
+
+    return _transition(
+        release=release, transition=COMPLETE_VERIFICATION, actor=actor, reason=reason, guard=guard, mutate=_close
+    )
+
+
+def _human_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    text = " ".join(part for part in parts if part)
+    return text or f"{seconds}s"
+
+
+# Dispatch by transition name, for the API and admin which receive the name from the user.
+TRANSITION_SERVICES: dict[str, Callable[..., Release]] = {
+    "submit": release_submit,
+    "request_changes": release_request_changes,
+    "reject": release_reject,
+    "approve": release_approve,
+    "cancel": release_cancel,
+    "start_rollout": release_start_rollout,
+    "promote": release_promote,
+    "pause": release_pause,
+    "resume": release_resume,
+    "rollback": release_rollback,
+    "begin_verification": release_begin_verification,
+    "complete_verification": release_complete_verification,
+}

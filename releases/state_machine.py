@@ -1,0 +1,136 @@
+"""The release lifecycle, declared once.
+
+Each transition names the states it starts from and the state it leads to. ``releases.services`` holds the one
+service per transition that moves a release along this table; nothing else writes ``Release.status``.
+"""
+
+from dataclasses import dataclass
+
+from .choices import ReleaseStatus as S
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[str]
+    target: str
+    label: str
+    # The Django permission (app_label.codename) an actor needs; the system actor (Celery) may run the
+    # transitions marked ``system_allowed``.
+    permission: str
+    system_allowed: bool = False
+    reason_required: bool = False
+    # Shown in red in the admin: these stop or end a release.
+    dangerous: bool = False
+    # The actor may override the guards that allow it (hold time, guardrails, emergency freeze), with a reason.
+    overridable: bool = False
+
+    def allows_from(self, status: str) -> bool:
+        return status in self.sources
+
+
+SUBMIT = Transition("submit", frozenset({S.DRAFT}), S.IN_REVIEW, "Submit for review", "releases.submit_release")
+REQUEST_CHANGES = Transition(
+    "request_changes",
+    frozenset({S.IN_REVIEW}),
+    S.DRAFT,
+    "Request changes",
+    "releases.review_release",
+    reason_required=True,
+)
+REJECT = Transition(
+    "reject",
+    frozenset({S.IN_REVIEW}),
+    S.REJECTED,
+    "Reject",
+    "releases.review_release",
+    reason_required=True,
+    dangerous=True,
+)
+APPROVE = Transition("approve", frozenset({S.IN_REVIEW}), S.APPROVED, "Approve", "releases.approve_release")
+CANCEL = Transition(
+    "cancel",
+    frozenset({S.DRAFT, S.IN_REVIEW, S.APPROVED}),
+    S.CANCELLED,
+    "Cancel",
+    "releases.manage_rollout",
+    reason_required=True,
+    dangerous=True,
+)
+START_ROLLOUT = Transition(
+    "start_rollout",
+    frozenset({S.APPROVED}),
+    S.ROLLING_OUT,
+    "Start rollout",
+    "releases.manage_rollout",
+    overridable=True,
+)
+# ``promote`` moves to the next stage and stays ``rolling_out``; from the last stage it launches.
+PROMOTE = Transition(
+    "promote",
+    frozenset({S.ROLLING_OUT}),
+    S.ROLLING_OUT,
+    "Promote",
+    "releases.manage_rollout",
+    system_allowed=True,
+    overridable=True,
+)
+PAUSE = Transition(
+    "pause",
+    frozenset({S.ROLLING_OUT}),
+    S.PAUSED,
+    "Pause",
+    "releases.emergency_stop",
+    system_allowed=True,
+    reason_required=True,
+    dangerous=True,
+)
+RESUME = Transition("resume", frozenset({S.PAUSED}), S.ROLLING_OUT, "Resume", "releases.manage_rollout")
+ROLLBACK = Transition(
+    "rollback",
+    frozenset({S.ROLLING_OUT, S.PAUSED, S.LAUNCHED, S.VERIFYING}),
+    S.ROLLED_BACK,
+    "Roll back",
+    "releases.emergency_stop",
+    system_allowed=True,
+    reason_required=True,
+    dangerous=True,
+)
+BEGIN_VERIFICATION = Transition(
+    "begin_verification",
+    frozenset({S.LAUNCHED}),
+    S.VERIFYING,
+    "Begin verification",
+    "releases.manage_rollout",
+    system_allowed=True,
+)
+COMPLETE_VERIFICATION = Transition(
+    "complete_verification",
+    frozenset({S.VERIFYING}),
+    S.VERIFIED,
+    "Complete verification",
+    "releases.manage_rollout",
+    system_allowed=True,
+)
+
+TRANSITIONS: dict[str, Transition] = {
+    t.name: t
+    for t in (
+        SUBMIT,
+        REQUEST_CHANGES,
+        REJECT,
+        APPROVE,
+        CANCEL,
+        START_ROLLOUT,
+        PROMOTE,
+        PAUSE,
+        RESUME,
+        ROLLBACK,
+        BEGIN_VERIFICATION,
+        COMPLETE_VERIFICATION,
+    )
+}
+
+
+def transitions_from(status: str) -> list[Transition]:
+    return [t for t in TRANSITIONS.values() if t.allows_from(status)]

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from governance.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
+
+from .factories import SolutionFactory, UserFactory, make_release
+
+
+@pytest.fixture
+def author(db: Any) -> Any:
+    return UserFactory(username="ana.author", groups=[AUTHORS])
+
+
+@pytest.fixture
+def second_author(db: Any) -> Any:
+    return UserFactory(username="ben.author", groups=[AUTHORS])
+
+
+@pytest.fixture
+def program_manager(db: Any) -> Any:
+    return UserFactory(username="pia.pm", groups=[PROGRAM_MANAGERS])
+
+
+@pytest.fixture
+def second_program_manager(db: Any) -> Any:
+    return UserFactory(username="paul.pm", groups=[PROGRAM_MANAGERS])
+
+
+@pytest.fixture
+def reviewer(db: Any) -> Any:
+    return UserFactory(username="rita.reviewer", groups=[REVIEWERS])
+
+
+@pytest.fixture
+def second_reviewer(db: Any) -> Any:
+    return UserFactory(username="rob.reviewer", groups=[REVIEWERS])
+
+
+@pytest.fixture
+def oncall(db: Any) -> Any:
+    return UserFactory(username="otto.oncall", groups=[ON_CALL])
+
+
+@pytest.fixture
+def auditor(db: Any) -> Any:
+    return UserFactory(username="aud.auditor", groups=[AUDITORS])
+
+
+@pytest.fixture
+def outsider(db: Any) -> Any:
+    return UserFactory(username="olga.outsider", groups=[])
+
+
+@pytest.fixture
+def superuser(db: Any) -> Any:
+    return UserFactory(username="root.admin", is_superuser=True)
+
+
+@pytest.fixture
+def solution(db: Any) -> Any:
+    return SolutionFactory(key="buyer-refunds", name="Buyer refunds")
+
+
+@pytest.fixture
+def draft_release(author: Any, solution: Any) -> Any:
+    return make_release(author=author, solution=solution)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def api_as(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user=user)
+    return client
