@@ -21,6 +21,30 @@ _READ_ALL = [
     "releases.view_release",
     "releases.view_rolloutstage",
     "governance.view_auditevent",
+    # Governance (issue 3): everyone sees policies, approvals, checklists and freeze windows.
+    "governance.view_approvalpolicy",
+    "governance.view_approvalrequirement",
+    "governance.view_approval",
+    "governance.view_checklisttemplate",
+    "governance.view_checklisttemplateitem",
+    "governance.view_checklist",
+    "governance.view_checklistitem",
+    "governance.view_freezewindow",
+]
+
+# Program managers own the governance configuration. Nobody may delete: governed rows are deactivated,
+# retired or cancelled instead.
+_GOVERNANCE_OWNER = [
+    "governance.add_approvalpolicy",
+    "governance.change_approvalpolicy",
+    "governance.add_approvalrequirement",
+    "governance.change_approvalrequirement",
+    "governance.add_checklisttemplate",
+    "governance.change_checklisttemplate",
+    "governance.add_checklisttemplateitem",
+    "governance.change_checklisttemplateitem",
+    "governance.add_freezewindow",
+    "governance.change_freezewindow",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -40,9 +64,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "releases.approve_release",
         "releases.manage_rollout",
         "releases.emergency_stop",
+        *_GOVERNANCE_OWNER,
     ],
-    REVIEWERS: [*_READ_ALL, "releases.review_release"],
-    ON_CALL: [*_READ_ALL, "releases.emergency_stop"],
+    # Reviewers and on-call approve too (reviewers for their domain; on-call for emergency releases): the
+    # approval policy says whose approvals count, and whichever approval or sign-off completes it approves.
+    REVIEWERS: [*_READ_ALL, "releases.review_release", "releases.approve_release"],
+    ON_CALL: [*_READ_ALL, "releases.emergency_stop", "releases.approve_release"],
     AUDITORS: [*_READ_ALL, "governance.export_evidence"],
 }
 

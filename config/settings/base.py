@@ -6,6 +6,7 @@ PostgreSQL and Redis/RabbitMQ.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -156,7 +157,15 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # The beat schedule lives here, in one place; each entry names the task that owns the work.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # governance: dismiss approvals past their policy's validity (the start_rollout guard checks expiry too).
+    "governance-expire-approvals": {"task": "governance.expire_approvals", "schedule": timedelta(minutes=15)},
+    # governance: escalate emergency retro-reviews not completed within 72 hours.
+    "governance-escalate-overdue-retro-reviews": {
+        "task": "governance.escalate_overdue_retro_reviews",
+        "schedule": timedelta(minutes=30),
+    },
+}
 
 # --- Notifications ------------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

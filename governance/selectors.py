@@ -1,0 +1,187 @@
+"""Named reads of governance: which policy applies, what is met or missing, what waits for whom. Nothing here
+writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.db.models import Q
+from django.utils import timezone
+
+from releases.choices import ReleaseStatus
+from releases.models import Release
+
+from .models import (
+    LIVE_CHECKLIST_STATUSES,
+    Approval,
+    ApprovalPolicy,
+    Checklist,
+    ChecklistItem,
+    ChecklistItemState,
+    ChecklistStatus,
+    ChecklistTemplate,
+    FreezeWindow,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+def approval_policy_for_release(release: Release) -> ApprovalPolicy | None:
+    """The active policy of the release: the solution's own before the default, emergency releases only by an
+    emergency policy (of their risk level, or of any)."""
+    candidates = ApprovalPolicy.objects.active().with_requirements().filter(is_emergency=release.is_emergency)
+    candidates = candidates.filter(Q(solution_id=release.solution_id) | Q(solution__isnull=True))
+    if release.is_emergency:
+        candidates = candidates.filter(Q(risk_level=release.risk_level) | Q(risk_level=""))
+    else:
+        candidates = candidates.filter(risk_level=release.risk_level)
+    # Most specific first: own solution, then an exact risk level.
+    ranked = sorted(candidates, key=lambda p: (p.solution_id is None, p.risk_level == ""))
+    return ranked[0] if ranked else None
+
+
+@dataclass
+class RequirementStatus:
+    group_id: int
+    group: str
+    minimum_count: int
+    approvers: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.approvers)
+
+    @property
+    def met(self) -> bool:
+        return self.count >= self.minimum_count
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.minimum_count - self.count)
+
+
+@dataclass
+class PolicyStatus:
+    policy: ApprovalPolicy | None
+    requirements: list[RequirementStatus]
+    content_hash: str
+
+    @property
+    def satisfied(self) -> bool:
+        return self.policy is not None and all(req.met for req in self.requirements)
+
+    def describe_missing(self) -> str:
+        if self.policy is None:
+            return "no active approval policy matches this release"
+        parts = [f"{req.missing} more from {req.group}" for req in self.requirements if not req.met]
+        return ", ".join(parts) if parts else "nothing"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "policy": self.policy.pk if self.policy else None,
+            "policy_name": self.policy.name if self.policy else None,
+            "content_hash": self.content_hash,
+            "satisfied": self.satisfied,
+            "requirements": [
+                {
+                    "group": req.group,
+                    "minimum_count": req.minimum_count,
+                    "count": req.count,
+                    "approvers": req.approvers,
+                    "met": req.met,
+                }
+                for req in self.requirements
+            ],
+            "missing": [{"group": req.group, "count": req.missing} for req in self.requirements if not req.met],
+        }
+
+
+def approval_policy_status(*, release: Release, now: datetime | None = None) -> PolicyStatus:
+    """Which requirements of the release's policy are met by valid approvals: undismissed, unexpired and bound to
+    the current content hash."""
+    now = now or timezone.now()
+    policy = approval_policy_for_release(release)
+    if policy is None:
+        return PolicyStatus(policy=None, requirements=[], content_hash=release.content_hash)
+    valid = (
+        Approval.objects.filter(release_id=release.pk)
+        .valid_for(content_hash=release.content_hash, now=now)
+        .select_related("approver")
+        .order_by("created_at")
+    )
+    by_group: dict[int, list[str]] = {}
+    for approval in valid:
+        by_group.setdefault(approval.group_id, []).append(approval.approver.get_username())
+    requirements = [
+        RequirementStatus(
+            group_id=req.group_id,
+            group=req.group.name,
+            minimum_count=req.minimum_count,
+            approvers=by_group.get(req.group_id, []),
+        )
+        for req in policy.requirements.all()
+    ]
+    return PolicyStatus(policy=policy, requirements=requirements, content_hash=release.content_hash)
+
+
+def checklist_current(*, release: Release, gate: str) -> Checklist | None:
+    return Checklist.objects.current().filter(release_id=release.pk, gate=gate).with_items().first()
+
+
+def checklist_pending_items(checklist: Checklist) -> list[ChecklistItem]:
+    """Items that keep the checklist from being complete: pending ones (an optional item is done when signed or
+    marked N/A)."""
+    return [item for item in checklist.items.all() if item.state == ChecklistItemState.PENDING]
+
+
+def checklist_template_active(*, gate: str, risk_level: str) -> ChecklistTemplate | None:
+    return ChecklistTemplate.objects.active().with_items().filter(gate=gate, risk_level=risk_level).first()
+
+
+def freeze_windows_blocking(*, markets: list[str], now: datetime) -> list[FreezeWindow]:
+    return [window for window in FreezeWindow.objects.covering(now) if window.applies_to(list(markets))]
+
+
+def _group_ids_of(user: AbstractBaseUser) -> set[int]:
+    return set(user.groups.values_list("id", flat=True))  # type: ignore[attr-defined]
+
+
+def releases_awaiting_approval_by(*, user: AbstractBaseUser, now: datetime | None = None) -> list[Release]:
+    """Releases in review where ``user`` could still count: a requirement of a group they belong to is not met,
+    they have no live decision on it, and they neither authored nor last edited it."""
+    now = now or timezone.now()
+    group_ids = _group_ids_of(user)
+    superuser = bool(getattr(user, "is_superuser", False))
+    candidates = (
+        Release.objects.with_related()
+        .filter(status=ReleaseStatus.IN_REVIEW)
+        .exclude(Q(author_id=user.pk) | Q(last_editor_id=user.pk))
+        .exclude(pk__in=Approval.objects.live().filter(approver_id=user.pk).values("release_id"))
+        .order_by("submitted_at")
+    )
+    awaiting = []
+    for release in candidates:
+        status = approval_policy_status(release=release, now=now)
+        if any(not req.met and (superuser or req.group_id in group_ids) for req in status.requirements):
+            awaiting.append(release)
+    return awaiting
+
+
+def checklist_items_awaiting_sign_off_by(*, user: AbstractBaseUser) -> list[ChecklistItem]:
+    """Pending items of live checklists that ``user`` may sign: their group's, on releases they did not write."""
+    items = (
+        ChecklistItem.objects.filter(state=ChecklistItemState.PENDING, checklist__status__in=LIVE_CHECKLIST_STATUSES)
+        .exclude(Q(checklist__release__author_id=user.pk) | Q(checklist__release__last_editor_id=user.pk))
+        .select_related("checklist__release__solution", "signer_group")
+        .order_by("checklist__created_at", "position")
+    )
+    if not getattr(user, "is_superuser", False):
+        items = items.filter(signer_group_id__in=_group_ids_of(user))
+    return list(items)
+
+
+def checklist_is_complete(checklist: Checklist | None) -> bool:
+    return checklist is not None and checklist.status in (ChecklistStatus.COMPLETE, ChecklistStatus.PASSED)
