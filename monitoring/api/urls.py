@@ -1,5 +1,12 @@
 from rest_framework.routers import DefaultRouter
 
+from .views import EvaluationViewSet, GuardrailViewSet, IncidentViewSet, MetricDefinitionViewSet, MetricSampleViewSet
+
 router = DefaultRouter(trailing_slash=True)
+router.register("metric-definitions", MetricDefinitionViewSet, basename="metric-definition")
+router.register("metric-samples", MetricSampleViewSet, basename="metric-sample")
+router.register("guardrails", GuardrailViewSet, basename="guardrail")
+router.register("evaluations", EvaluationViewSet, basename="evaluation")
+router.register("incidents", IncidentViewSet, basename="incident")
 
 urlpatterns = router.urls

@@ -1,0 +1,358 @@
+"""The on-call triage UI and the guardrail configuration. Every write goes through ``monitoring.services``;
+domain refusals come back as messages; statuses are never editable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from simple_history.admin import SimpleHistoryAdmin
+
+from releases.actors import request_actor
+from releases.admin import ServiceBackedAdminMixin
+from releases.errors import DomainError
+
+from . import selectors, services
+from .choices import IncidentStatus, Resolution
+from .models import (
+    Evaluation,
+    Guardrail,
+    Incident,
+    IncidentEvent,
+    MetricDefinition,
+    MetricSample,
+    NotificationEndpoint,
+    NotificationOutbox,
+)
+from .services.guardrails import EDITABLE_FIELDS
+
+
+class ReadOnlyAdminMixin:
+    """Machine-written rows: visible, never edited or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(MetricDefinition)
+class MetricDefinitionAdmin(SimpleHistoryAdmin):
+    list_display = ["key", "name", "kind", "direction", "version", "maturation_period"]
+    list_filter = ["kind", "direction"]
+    search_fields = ["key", "name"]
+    readonly_fields = ["key", "kind", "direction"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # seeded; a new metric needs code that computes it
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(MetricSample)
+class MetricSampleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["release", "metric", "market", "arm", "window_start", "window_end", "numerator", "denominator"]
+    list_filter = ["metric", "arm", "market", "source"]
+    list_select_related = ["metric", "release", "release__solution"]
+    date_hierarchy = "window_start"
+    raw_id_fields = ["release"]
+
+
+@admin.register(Guardrail)
+class GuardrailAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+    list_display = ["name", "metric", "scope", "target", "absolute_threshold", "relative_margin", "action", "dry_run"]
+    list_filter = ["scope", "metric", "action", "severity", "dry_run", "is_active", "risk_level"]
+    list_select_related = ["metric", "release", "release__solution", "solution"]
+    search_fields = ["name"]
+    raw_id_fields = ["release"]
+    fieldsets = [
+        (
+            "What and where",
+            {
+                "fields": ["name", "metric", "scope", "release", "solution", "risk_level", "is_active"],
+                "description": "Scope 'release' needs a release, 'solution' a solution, 'risk level' a risk "
+                "level (the default every release of that level inherits).",
+            },
+        ),
+        (
+            "Rule",
+            {
+                "fields": [
+                    "absolute_threshold",
+                    "relative_margin",
+                    "min_sample_size",
+                    "confidence",
+                    "evaluation_window",
+                    "evaluation_interval",
+                ],
+                "description": "Absolute: a bound on the bad side of the rate. Relative: the tolerated degradation "
+                "against the control arm (else the previous verified release), in rate points. Below the "
+                "minimum sample the outcome is 'insufficient data', never a failure.",
+            },
+        ),
+        (
+            "When it fails",
+            {
+                "fields": ["failure_limit", "consecutive_success_limit", "severity", "action", "dry_run"],
+                "description": "Breached when failed evaluations > failure limit (0: the first failure; -1: never). "
+                "The consecutive success limit of passes in a row recovers and auto-resolves the incident. "
+                "Dry-run guardrails are evaluated and shown, never acted on.",
+            },
+        ),
+    ]
+
+    @admin.display(description="target")
+    def target(self, obj: Guardrail) -> str:
+        return str(obj.release or obj.solution or obj.get_risk_level_display())
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Guardrail, form: Any, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
+        actor = request_actor(request)
+        saved = (
+            services.guardrail_update(guardrail=obj, actor=actor, **fields)
+            if change
+            else services.guardrail_create(actor=actor, **fields)
+        )
+        obj.pk = saved.pk
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["window_end", "guardrail", "release", "market", "outcome", "observed", "lower", "upper", "n"]
+    list_filter = ["outcome", "breached", "dry_run", "market"]
+    list_select_related = ["guardrail", "release", "release__solution"]
+    date_hierarchy = "window_end"
+
+
+class UnacknowledgedFilter(admin.SimpleListFilter):
+    title = "acknowledgement"
+    parameter_name = "unacknowledged"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Unacknowledged"), ("no", "Acknowledged or later")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Incident]) -> QuerySet[Incident]:
+        if self.value() == "yes":
+            return queryset.filter(status=IncidentStatus.TRIGGERED)
+        if self.value() == "no":
+            return queryset.exclude(status=IncidentStatus.TRIGGERED)
+        return queryset
+
+
+class IncidentEventInline(admin.TabularInline):
+    model = IncidentEvent
+    fields = ["created_at", "kind", "actor", "message", "evaluation"]
+    readonly_fields = ["created_at", "kind", "actor", "message", "evaluation"]
+    extra = 0
+    can_delete = False
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IncidentEvent]:
+        return super().get_queryset(request).select_related("actor", "evaluation")
+
+
+class IncidentAdminForm(forms.ModelForm):
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="Added to the timeline on save."
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["assignee"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+    form = IncidentAdminForm
+    list_display = [
+        "id",
+        "title",
+        "status",
+        "severity",
+        "release",
+        "market",
+        "assignee",
+        "trigger_count",
+        "opened_at",
+        "escalated_at",
+    ]
+    list_display_links = ["id", "title"]
+    list_filter = ["status", UnacknowledgedFilter, "severity", "assignee", "market"]
+    list_select_related = ["release", "release__solution", "assignee", "guardrail"]
+    search_fields = ["title", "dedup_key"]
+    ordering = ["-opened_at"]
+    actions = ["acknowledge_selected", "assign_to_me", "resolve_false_positive"]
+    inlines = [IncidentEventInline]
+    readonly_fields = [
+        "title",
+        "status",
+        "severity",
+        "release",
+        "guardrail",
+        "market",
+        "dedup_key",
+        "trigger_count",
+        "opened_at",
+        "last_triggered_at",
+        "acknowledged_at",
+        "mitigated_at",
+        "resolved_at",
+        "escalated_at",
+        "resolution",
+        "resolution_note",
+        "previous_incident",
+        "fired_by",
+    ]
+    fieldsets = [
+        ("Incident", {"fields": ["title", "status", "severity", "release", "guardrail", "market", "dedup_key"]}),
+        (
+            "Triage",
+            {
+                "fields": ["assignee", "comment"],
+                "description": "Acknowledge, assign and resolve from the incident list's actions; the assignee "
+                "and a comment can be set here.",
+            },
+        ),
+        (
+            "Timeline",
+            {
+                "fields": [
+                    "trigger_count",
+                    "opened_at",
+                    "last_triggered_at",
+                    "acknowledged_at",
+                    "mitigated_at",
+                    "resolved_at",
+                    "escalated_at",
+                    "resolution",
+                    "resolution_note",
+                    "previous_incident",
+                ]
+            },
+        ),
+        ("Evaluations that fired it", {"fields": ["fired_by"]}),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # incidents are opened by guardrails
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="evaluations")
+    def fired_by(self, obj: Incident) -> str:
+        rows = selectors.incident_fired_by(obj)
+        if not rows:
+            return "-"
+        return format_html(
+            "<table><tr><th>window end</th><th>outcome</th><th>observed</th><th>interval</th><th>n</th>"
+            "<th>baseline</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        e.window_end,
+                        e.outcome,
+                        _fmt(e.observed),
+                        _fmt(e.lower),
+                        _fmt(e.upper),
+                        e.n,
+                        _fmt(e.baseline),
+                    )
+                    for e in rows
+                ),
+            ),
+        )
+
+    def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
+        actor = request_actor(request)
+        if "assignee" in form.changed_data and form.cleaned_data["assignee"] is not None:
+            services.incident_assign(incident=obj, actor=actor, assignee=form.cleaned_data["assignee"])
+        if form.cleaned_data.get("comment"):
+            services.incident_comment(incident=obj, actor=actor, message=form.cleaned_data["comment"])
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # the timeline is append-only and written by services
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[Incident], label: str, call: Any) -> None:
+        done = 0
+        for incident in queryset:
+            try:
+                call(incident)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"#{incident.pk}: {label} refused: {exc.detail}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{label}: {done} incident(s).", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge selected incidents")
+    def acknowledge_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        actor = request_actor(request)
+        self._run(request, queryset, "Acknowledged", lambda i: services.incident_acknowledge(incident=i, actor=actor))
+
+    @admin.action(description="Assign selected incidents to me")
+    def assign_to_me(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        actor = request_actor(request)
+        self._run(
+            request,
+            queryset,
+            "Assigned",
+            lambda i: services.incident_assign(incident=i, actor=actor, assignee=actor),
+        )
+
+    @admin.action(description="Resolve selected incidents as false positives")
+    def resolve_false_positive(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        actor = request_actor(request)
+        self._run(
+            request,
+            queryset,
+            "Resolved",
+            lambda i: services.incident_resolve(
+                incident=i,
+                actor=actor,
+                resolution=Resolution.FALSE_POSITIVE,
+                note=f"Marked a false positive from the triage list by {actor.get_username()}.",
+            ),
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+@admin.register(NotificationEndpoint)
+class NotificationEndpointAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "channel", "target", "min_severity", "is_active"]
+    list_filter = ["channel", "is_active", "min_severity"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deactivate instead: deliveries keep pointing at it
+
+    def save_model(self, request: HttpRequest, obj: NotificationEndpoint, form: Any, change: bool) -> None:
+        obj._history_user = request_actor(request)  # type: ignore[attr-defined]
+        obj._change_reason = "Changed in the admin" if change else "Created in the admin"  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(NotificationOutbox)
+class NotificationOutboxAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "incident", "channel", "target", "status", "attempts", "next_attempt_at"]
+    list_filter = ["status", "channel"]
+    list_select_related = ["incident"]
+    readonly_fields = ["last_error"]

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from ..choices import Resolution
+from ..models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition, MetricSample
+from ..services.guardrails import EDITABLE_FIELDS
+
+
+class MetricDefinitionSerializer(serializers.ModelSerializer[MetricDefinition]):
+    class Meta:
+        model = MetricDefinition
+        fields = [
+            "id",
+            "key",
+            "name",
+            "kind",
+            "direction",
+            "numerator_definition",
+            "denominator_definition",
+            "unit",
+            "version",
+            "maturation_period",
+        ]
+
+
+class MetricSampleSerializer(serializers.ModelSerializer[MetricSample]):
+    metric: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="key", read_only=True)
+
+    class Meta:
+        model = MetricSample
+        fields = [
+            "id",
+            "source",
+            "release",
+            "metric",
+            "metric_version",
+            "market",
+            "arm",
+            "window_start",
+            "window_end",
+            "numerator",
+            "denominator",
+            "value",
+            "received_at",
+        ]
+        read_only_fields = fields
+
+
+class MetricSampleInputSerializer(serializers.Serializer[Any]):
+    """One row of the POSTed list; the service validates them all at once (documentation only)."""
+
+    release = serializers.IntegerField()
+    metric = serializers.CharField(help_text="Metric key, e.g. 'escalation_rate'.")
+    market = serializers.CharField(max_length=16)
+    arm = serializers.ChoiceField(choices=["treatment", "control"], required=False)
+    source = serializers.CharField(max_length=64, required=False)  # type: ignore[assignment]
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    numerator = serializers.IntegerField(required=False)
+    denominator = serializers.IntegerField(required=False)
+    value = serializers.FloatField(required=False)
+
+
+class IngestResultSerializer(serializers.Serializer[Any]):
+    rows = serializers.IntegerField()
+    releases = serializers.ListField(child=serializers.IntegerField())
+
+
+class GuardrailSerializer(serializers.ModelSerializer[Guardrail]):
+    metric: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="key", queryset=MetricDefinition.objects.all()
+    )
+
+    class Meta:
+        model = Guardrail
+        fields = ["id", *EDITABLE_FIELDS, "created_by", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+        # The model's clean() (run by the service) checks the scope/target combination.
+        validators: list[Any] = []
+
+
+class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
+    guardrail_name = serializers.CharField(source="guardrail.name", read_only=True)
+    metric = serializers.CharField(source="guardrail.metric.key", read_only=True)
+
+    class Meta:
+        model = Evaluation
+        fields = [
+            "id",
+            "guardrail",
+            "guardrail_name",
+            "metric",
+            "release",
+            "market",
+            "window_start",
+            "window_end",
+            "outcome",
+            "observed",
+            "lower",
+            "upper",
+            "n",
+            "baseline",
+            "baseline_n",
+            "baseline_source",
+            "difference_lower",
+            "difference_upper",
+            "failures",
+            "consecutive_passes",
+            "breached",
+            "dry_run",
+            "detail",
+            "evaluated_at",
+        ]
+        read_only_fields = fields
+
+
+class IncidentEventSerializer(serializers.ModelSerializer[IncidentEvent]):
+    actor = serializers.CharField(source="actor_label", read_only=True)
+
+    class Meta:
+        model = IncidentEvent
+        fields = ["id", "kind", "created_at", "actor", "message", "data", "evaluation"]
+        read_only_fields = fields
+
+
+class IncidentSerializer(serializers.ModelSerializer[Incident]):
+    assignee: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
+    metric = serializers.CharField(source="guardrail.metric.key", read_only=True)
+    release_title = serializers.CharField(source="release.title", read_only=True)
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "title",
+            "dedup_key",
+            "release",
+            "release_title",
+            "guardrail",
+            "metric",
+            "market",
+            "status",
+            "severity",
+            "assignee",
+            "trigger_count",
+            "opened_at",
+            "last_triggered_at",
+            "acknowledged_at",
+            "mitigated_at",
+            "resolved_at",
+            "escalated_at",
+            "resolution",
+            "resolution_note",
+            "previous_incident",
+        ]
+        read_only_fields = fields
+
+
+class IncidentDetailSerializer(IncidentSerializer):
+    timeline = IncidentEventSerializer(source="events", many=True, read_only=True)
+
+    class Meta(IncidentSerializer.Meta):
+        fields = [*IncidentSerializer.Meta.fields, "timeline"]
+        read_only_fields = fields
+
+
+class AssignInputSerializer(serializers.Serializer[Any]):
+    assignee = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.filter(is_active=True))
+
+
+class CommentInputSerializer(serializers.Serializer[Any]):
+    message = serializers.CharField(max_length=5000)
+
+
+class MitigateInputSerializer(serializers.Serializer[Any]):
+    note = serializers.CharField(max_length=5000)
+
+
+class ResolveInputSerializer(serializers.Serializer[Any]):
+    resolution = serializers.ChoiceField(choices=[c for c in Resolution.choices if c[0] != Resolution.AUTO_RECOVERED])
+    note = serializers.CharField(max_length=5000)

@@ -1,0 +1,42 @@
+"""Monitoring's write paths, one module per concern; import from here."""
+
+from .evaluation import guardrail_action_apply, guardrails_evaluate, guardrails_evaluate_batch, next_counters
+from .guardrails import guardrail_create, guardrail_update
+from .incidents import (
+    incident_acknowledge,
+    incident_assign,
+    incident_comment,
+    incident_escalate,
+    incident_event_add,
+    incident_mitigate,
+    incident_resolve,
+    incident_trigger,
+    incidents_escalate_overdue,
+)
+from .ingestion import metric_samples_ingest
+from .notifications import notification_deliver, notifications_due
+from .rollout import guardrails_guard, release_guardrail_status, rollout_automate
+
+__all__ = [
+    "guardrail_action_apply",
+    "guardrail_create",
+    "guardrail_update",
+    "guardrails_evaluate",
+    "guardrails_evaluate_batch",
+    "guardrails_guard",
+    "incident_acknowledge",
+    "incident_assign",
+    "incident_comment",
+    "incident_escalate",
+    "incident_event_add",
+    "incident_mitigate",
+    "incident_resolve",
+    "incident_trigger",
+    "incidents_escalate_overdue",
+    "metric_samples_ingest",
+    "next_counters",
+    "notification_deliver",
+    "notifications_due",
+    "release_guardrail_status",
+    "rollout_automate",
+]

@@ -1,0 +1,223 @@
+"""Bulk, idempotent ingestion of metric samples: validate every row with two queries, write with one statement."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from releases.models import Release
+
+from ..choices import Arm, MetricKind
+from ..errors import InvalidRows, TooManyRows
+from ..models import MetricDefinition, MetricSample
+
+logger = logging.getLogger(__name__)
+
+MAX_ROWS = 10_000
+UNIQUE_FIELDS = ["source", "release", "metric", "market", "arm", "window_start"]
+UPDATE_FIELDS = ["window_end", "numerator", "denominator", "value", "metric_version", "received_at"]
+_ARMS = {arm.value for arm in Arm}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    rows: int
+    release_ids: tuple[int, ...]
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        parsed: datetime | None = value
+    elif isinstance(value, str):
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed is None or timezone.is_naive(parsed):
+        return None
+    return parsed
+
+
+def _as_count(value: Any) -> int | None:
+    # JSON integers only: a bool is not a count, and 2.5 conversations is a bug upstream.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(float(value)) else None
+
+
+def _as_release_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> list[MetricSample]:
+    """Validate every row (two queries in all) and return unsaved samples, or raise ``InvalidRows``."""
+    if len(rows) > MAX_ROWS:
+        raise TooManyRows(f"At most {MAX_ROWS} rows per request; got {len(rows)}.", extra={"max_rows": MAX_ROWS})
+    now = now or timezone.now()
+    release_ids = {rid for row in rows if isinstance(row, Mapping) and (rid := _as_release_id(row.get("release")))}
+    metric_keys = {row.get("metric") for row in rows if isinstance(row, Mapping) and isinstance(row.get("metric"), str)}
+    releases = {r["id"]: r for r in Release.objects.filter(id__in=release_ids).values("id", "markets")}
+    metrics = {m.key: m for m in MetricDefinition.objects.filter(key__in=metric_keys)}
+
+    samples: list[MetricSample] = []
+    bad: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for index, row in enumerate(rows):
+        errors: dict[str, list[str]] = {}
+
+        def err(field: str, message: str, errors: dict[str, list[str]] = errors) -> None:
+            errors.setdefault(field, []).append(message)
+
+        if not isinstance(row, Mapping):
+            bad.append({"index": index, "errors": {"non_field_errors": ["Each row must be an object."]}})
+            continue
+        release_id = _as_release_id(row.get("release"))
+        release = releases.get(release_id) if release_id is not None else None
+        if release_id is None:
+            err("release", "A release id is required.")
+        elif release is None:
+            err("release", f"Unknown release {release_id}.")
+        metric_key = row.get("metric")
+        metric = metrics.get(metric_key) if isinstance(metric_key, str) else None
+        if metric is None:
+            err("metric", f"Unknown metric {row.get('metric')!r}.")
+        market = row.get("market")
+        if not isinstance(market, str) or not market.strip() or len(market) > 16:
+            err("market", "A market code of at most 16 characters is required.")
+        elif release is not None and release["markets"] and market not in release["markets"]:
+            err("market", f"Market {market!r} is not one of the release's markets {release['markets']}.")
+        arm = row.get("arm", Arm.TREATMENT) or Arm.TREATMENT
+        if arm not in _ARMS:
+            err("arm", f"Arm must be one of {sorted(_ARMS)}.")
+        source = row.get("source", "api") or "api"
+        if not isinstance(source, str) or len(source) > 64:
+            err("source", "A source name of at most 64 characters.")
+        start, end = _as_datetime(row.get("window_start")), _as_datetime(row.get("window_end"))
+        if start is None:
+            err("window_start", "An ISO 8601 date-time with a time zone is required.")
+        if end is None:
+            err("window_end", "An ISO 8601 date-time with a time zone is required.")
+        if start is not None and end is not None and end <= start:
+            err("window_end", "The window must end after it starts.")
+
+        numerator = denominator = value = None
+        if metric is not None and metric.kind == MetricKind.RATE:
+            numerator, denominator = _as_count(row.get("numerator")), _as_count(row.get("denominator"))
+            if numerator is None:
+                err("numerator", "A whole number is required.")
+            elif numerator < 0:
+                err("numerator", "Must not be negative.")
+            if denominator is None:
+                err("denominator", "A whole number is required.")
+            elif denominator < 0:
+                err("denominator", "Must not be negative.")
+            if numerator is not None and denominator is not None and numerator > denominator >= 0:
+                err("numerator", "Must not be above the denominator.")
+            if row.get("value") is not None:
+                err("value", f"{metric.key} is a rate: send numerator and denominator, not a value.")
+        elif metric is not None:
+            value = _as_number(row.get("value"))
+            if value is None:
+                err("value", "A finite number is required.")
+            elif value < 0:
+                err("value", "Must not be negative.")
+            if row.get("denominator") is not None:
+                denominator = _as_count(row.get("denominator"))
+                if denominator is None or denominator < 0:
+                    err("denominator", "A whole number, not negative.")
+
+        if not errors:
+            key = (source, release_id, metric.key if metric else None, market, arm, start)
+            if key in seen:
+                err(
+                    "non_field_errors", f"Same (source, release, metric, market, arm, window_start) as row {seen[key]}."
+                )
+            else:
+                seen[key] = index
+        if errors:
+            bad.append({"index": index, "errors": errors})
+            continue
+        assert metric is not None and release_id is not None and start is not None and end is not None
+        assert isinstance(market, str)
+        samples.append(
+            MetricSample(
+                source=source,
+                release_id=release_id,
+                metric=metric,
+                metric_version=metric.version,
+                market=market,
+                arm=arm,
+                window_start=start,
+                window_end=end,
+                numerator=numerator,
+                denominator=denominator,
+                value=value,
+                received_at=now,
+            )
+        )
+    if bad:
+        raise InvalidRows(bad)
+    return samples
+
+
+@transaction.atomic
+def metric_samples_ingest(*, rows: Sequence[Any], enqueue: bool = True) -> IngestResult:
+    """Validate and upsert ``rows`` (all or nothing). Re-sending a window updates it.
+
+    After commit the touched releases are queued for evaluation; if the broker is down the samples stay stored
+    and the every-minute beat cycle catches up.
+    """
+    samples = validate_samples(rows)
+    upsert_samples(samples)
+    release_ids = tuple(sorted({sample.release_id for sample in samples}))
+    if enqueue and release_ids:
+        transaction.on_commit(lambda: enqueue_evaluation(release_ids))
+    return IngestResult(rows=len(samples), release_ids=release_ids)
+
+
+def upsert_samples(samples: Iterable[MetricSample]) -> None:
+    # One INSERT ... ON CONFLICT (natural key) DO UPDATE statement on PostgreSQL and SQLite alike.
+    MetricSample.objects.bulk_create(
+        list(samples), update_conflicts=True, unique_fields=UNIQUE_FIELDS, update_fields=UPDATE_FIELDS
+    )
+
+
+def enqueue_evaluation(release_ids: Sequence[int]) -> bool:
+    from ..tasks import evaluate_releases
+
+    try:
+        evaluate_releases.delay(list(release_ids))
+    except Exception:  # the broker's error types vary by transport; none of them may lose the samples
+        logger.warning(
+            "Could not enqueue evaluation of releases %s; the beat cycle will evaluate them.",
+            list(release_ids),
+            exc_info=True,
+        )
+        return False
+    return True
