@@ -30,7 +30,26 @@ _READ_ALL = [
     "governance.view_checklist",
     "governance.view_checklistitem",
     "governance.view_freezewindow",
+    # Monitoring (issue 4): everyone sees metrics, guardrails, evaluations and incidents.
+    "monitoring.view_metricdefinition",
+    "monitoring.view_metricsample",
+    "monitoring.view_guardrail",
+    "monitoring.view_evaluation",
+    "monitoring.view_incident",
+    "monitoring.view_incidentevent",
 ]
+
+# Program managers own the guardrails and where incidents are announced; they and on-call may push samples.
+_MONITORING_OWNER = [
+    "monitoring.add_guardrail",
+    "monitoring.change_guardrail",
+    "monitoring.add_metricsample",
+    "monitoring.view_notificationendpoint",
+    "monitoring.add_notificationendpoint",
+    "monitoring.change_notificationendpoint",
+]
+# On-call triages incidents (acknowledge, assign, comment, mitigate, resolve).
+_INCIDENT_TRIAGE = ["monitoring.triage_incident", "monitoring.add_metricsample"]
 
 # Program managers own the governance configuration. Nobody may delete: governed rows are deactivated,
 # retired or cancelled instead.
@@ -65,12 +84,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "releases.manage_rollout",
         "releases.emergency_stop",
         *_GOVERNANCE_OWNER,
+        *_MONITORING_OWNER,
     ],
     # Reviewers and on-call approve too (reviewers for their domain; on-call for emergency releases): the
     # approval policy says whose approvals count, and whichever approval or sign-off completes it approves.
     REVIEWERS: [*_READ_ALL, "releases.review_release", "releases.approve_release"],
-    ON_CALL: [*_READ_ALL, "releases.emergency_stop", "releases.approve_release"],
-    AUDITORS: [*_READ_ALL, "governance.export_evidence"],
+    ON_CALL: [*_READ_ALL, "releases.emergency_stop", "releases.approve_release", *_INCIDENT_TRIAGE],
+    AUDITORS: [*_READ_ALL, "governance.export_evidence", "monitoring.view_notificationendpoint"],
 }
 
 

@@ -165,6 +165,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "governance.escalate_overdue_retro_reviews",
         "schedule": timedelta(minutes=30),
     },
+    # monitoring: evaluate every live release's guardrails (fans out batches; idempotent per window).
+    "monitoring-evaluate-guardrails": {
+        "task": "monitoring.evaluate_guardrails_cycle",
+        "schedule": timedelta(minutes=1),
+    },
+    # monitoring: promote ready auto-promote rollouts, complete verification windows that ended green.
+    "monitoring-rollout-automation": {"task": "monitoring.rollout_automate", "schedule": timedelta(minutes=1)},
+    # monitoring: escalate incidents unacknowledged past their severity's deadline.
+    "monitoring-escalate-incidents": {"task": "monitoring.escalate_incidents", "schedule": timedelta(minutes=1)},
+    # monitoring: resend pending notifications (broker or receiver down, worker killed mid-send).
+    "monitoring-sweep-notifications": {"task": "monitoring.sweep_notifications", "schedule": timedelta(minutes=1)},
 }
 
 # --- Notifications ------------------------------------------------------------------------------------------
