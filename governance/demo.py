@@ -46,6 +46,12 @@ def sign_checklist(*, release: Release, gate: str, people: Sequence[AbstractBase
         )
 
 
+def sign_open_checklists(*, release: Release, people: Sequence[AbstractBaseUser]) -> None:
+    """Sign whatever checklist the release has open, for every gate except the review (see complete_review)."""
+    for gate in (ChecklistGate.ROLLOUT, ChecklistGate.LAUNCH, ChecklistGate.VERIFICATION, ChecklistGate.RETRO_REVIEW):
+        sign_checklist(release=release, gate=gate, people=people)
+
+
 def approve_per_policy(*, release: Release, people: Sequence[AbstractBaseUser]) -> Release:
     """Record approvals from ``people`` until every requirement of the policy is met (each person once)."""
     used: set[int] = set()

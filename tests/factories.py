@@ -9,7 +9,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from releases import services
+from releases import demo, services
 from releases.choices import Audience, ReleaseStatus, RiskLevel
 from releases.models import AutomationSolution, Release
 from releases.services import StageSpec
@@ -78,40 +78,47 @@ def make_release(
     return services.release_create(actor=author, solution=solution or SolutionFactory(), stages=stages, **content)
 
 
-def advance_release(release: Release, to: str, *, program_manager: Any, reviewer: Any = None) -> Release:
-    """Drive ``release`` forward through the real services until it reaches status ``to``.
+def governance_crew() -> dict[str, Any]:
+    """Approvers and signers who are never the author: enough for the strictest seeded policy."""
+    from governance.roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 
-    Every governance or monitoring guard that lands must be satisfied here the way a user would satisfy it,
-    so the lifecycle tests keep exercising the real path.
-    """
-    path = [
-        ReleaseStatus.DRAFT,
-        ReleaseStatus.IN_REVIEW,
-        ReleaseStatus.APPROVED,
-        ReleaseStatus.ROLLING_OUT,
-        ReleaseStatus.LAUNCHED,
-        ReleaseStatus.VERIFYING,
-        ReleaseStatus.VERIFIED,
-    ]
-    author = release.author
-    while release.status != to:
-        if release.status not in path or path.index(release.status) >= path.index(ReleaseStatus(to)):
-            raise AssertionError(f"cannot advance from {release.status} to {to}")
-        if release.status == ReleaseStatus.DRAFT:
-            release = services.release_submit(release=release, actor=author)
-        elif release.status == ReleaseStatus.IN_REVIEW:
-            release = services.release_approve(release=release, actor=program_manager)
-        elif release.status == ReleaseStatus.APPROVED:
-            release = services.release_start_rollout(release=release, actor=program_manager)
-        elif release.status == ReleaseStatus.ROLLING_OUT:
-            release = services.release_promote(
-                release=release, actor=program_manager, override=True, reason="test: skip hold time"
-            )
-        elif release.status == ReleaseStatus.LAUNCHED:
-            release = services.release_begin_verification(release=release, actor=program_manager)
-        elif release.status == ReleaseStatus.VERIFYING:
-            _end_verification_window(release)
-            release = services.release_complete_verification(release=release, actor=program_manager)
+    return {
+        "program_managers": [
+            UserFactory(username="crew.pm1", groups=[PROGRAM_MANAGERS]),
+            UserFactory(username="crew.pm2", groups=[PROGRAM_MANAGERS]),
+        ],
+        "reviewers": [
+            UserFactory(username="crew.rev1", groups=[REVIEWERS]),
+            UserFactory(username="crew.rev2", groups=[REVIEWERS]),
+        ],
+        "oncall": UserFactory(username="crew.oncall", groups=[ON_CALL]),
+    }
+
+
+def advance_release(release: Release, to: str, *, program_manager: Any) -> Release:
+    """Walk the release to ``to`` through the real services (see ``releases.demo.advance_release``):
+    a crew of program managers, reviewers and on-call sign checklists and approve as the policy asks;
+    ``program_manager`` performs the rollout steps."""
+    crew = governance_crew()
+    people: dict[str, Any] = {
+        "program_managers": [program_manager, *crew["program_managers"]],
+        "reviewers": crew["reviewers"],
+        "oncall": crew["oncall"],
+    }
+    if to == ReleaseStatus.VERIFIED:
+        release = demo.advance_release(release, ReleaseStatus.VERIFYING, **people)
+        _end_verification_window(release)
+    return demo.advance_release(release, to, **people)
+
+
+def sign_open_checklists(release: Release) -> Release:
+    """Have the crew sign whatever gate checklist the release has open, so the next transition's own
+    guards are what a test exercises."""
+    from governance.demo import sign_open_checklists as sign
+
+    crew = governance_crew()
+    sign(release=release, people=[*crew["program_managers"], *crew["reviewers"], crew["oncall"]])
+    release.refresh_from_db()
     return release
 
 

@@ -1,0 +1,62 @@
+# Rollgate: `make run` to try it, `make test` to check everything. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rollgate
+
+.PHONY: run test lint typecheck checks pytest smoke bench clean
+
+$(VENV)/.runtime-installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## run: install, migrate the embedded SQLite database, load demo data, start web + Celery worker with beat.
+run: $(VENV)/.runtime-installed
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py seed_demo
+	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) scripts/run-local.sh
+
+## test: lint, types, Django checks, migrations check, then the whole suite on PostgreSQL.
+test: $(VENV)/.dev-installed
+	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) scripts/wait_for_postgres.py
+	$(MAKE) --no-print-directory lint typecheck checks pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy .
+
+checks: $(VENV)/.dev-installed
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py check
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
+	SECRET_KEY=check-deploy-$$RANDOM$$RANDOM-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ \
+	  ALLOWED_HOSTS=rollgate.example.com DJANGO_SETTINGS_MODULE=config.settings.production \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+
+pytest: $(VENV)/.dev-installed
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## smoke: the embedded default (SQLite + filesystem broker) still migrates, seeds and serves.
+smoke: $(VENV)/.runtime-installed
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) scripts/smoke_embedded.py
+
+## bench: performance figures next to a same-run PostgreSQL baseline.
+bench: $(VENV)/.dev-installed
+	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) scripts/wait_for_postgres.py
+	@for bench in benchmarks/bench_*.py; do \
+	  DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DJANGO_SETTINGS_MODULE=config.settings.test $(PY) $$bench || exit 1; \
+	done
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

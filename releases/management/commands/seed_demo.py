@@ -1,0 +1,122 @@
+"""Demo data for trying Rollgate: one login per role and releases in several states, made through the services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from governance.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
+from releases import services
+from releases.choices import Audience, ReleaseStatus, RiskLevel
+from releases.demo import advance_release
+from releases.models import AutomationSolution, Release
+from releases.services import StageSpec
+
+DEMO_PASSWORD = "rollgate-demo"  # noqa: S105 - printed by `make run` for local demo logins only
+
+DEMO_USERS = [
+    ("author", "Ana", "Author", AUTHORS),
+    ("author2", "Ben", "Builder", AUTHORS),
+    ("pm", "Pia", "Program-Manager", PROGRAM_MANAGERS),
+    ("pm2", "Paul", "Planner", PROGRAM_MANAGERS),
+    ("reviewer", "Rita", "Reviewer", REVIEWERS),
+    ("reviewer2", "Rob", "Reviewer", REVIEWERS),
+    ("oncall", "Otto", "On-call", ON_CALL),
+    ("auditor", "Aud", "Auditor", AUDITORS),
+]
+
+SOLUTIONS = [
+    ("buyer-refunds", "Buyer refunds assistant", Audience.BUYERS, "Answers buyers about refund eligibility."),
+    ("seller-payouts", "Seller payouts assistant", Audience.SELLERS, "Explains payout schedules and holds."),
+    ("creator-onboarding", "Creator onboarding guide", Audience.CREATORS, "Walks new creators through setup."),
+]
+
+STAGES = (
+    StageSpec(name="Canary", traffic_percent=5, markets=("US",), min_hold=timedelta(hours=2), min_sample_size=500),
+    StageSpec(name="Quarter", traffic_percent=25, min_hold=timedelta(hours=12), min_sample_size=2000),
+    StageSpec(name="Full", traffic_percent=100, min_hold=timedelta(0)),
+)
+
+# (solution key, title, risk, target status, extra)
+RELEASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
+    ("buyer-refunds", "Explain the 30-day refund window first", RiskLevel.LOW, ReleaseStatus.VERIFIED, {}),
+    ("buyer-refunds", "Offer order lookup before handoff", RiskLevel.MEDIUM, ReleaseStatus.ROLLING_OUT, {}),
+    ("buyer-refunds", "Shorter greeting, fewer clarifying questions", RiskLevel.LOW, ReleaseStatus.DRAFT, {}),
+    ("seller-payouts", "Move to the new payout-status tool", RiskLevel.HIGH, ReleaseStatus.IN_REVIEW, {}),
+    ("seller-payouts", "Clarify reserve holds for new sellers", RiskLevel.MEDIUM, ReleaseStatus.APPROVED, {}),
+    ("creator-onboarding", "Knowledge base refresh for creator tiers", RiskLevel.LOW, ReleaseStatus.LAUNCHED, {}),
+    ("creator-onboarding", "Switch to a smaller model", RiskLevel.CRITICAL, ReleaseStatus.DRAFT, {}),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo users (one per role, password 'rollgate-demo'), solutions and releases. Idempotent."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            users = self._users()
+            if Release.objects.exists():
+                self.stdout.write("Demo releases already exist; users refreshed.")
+                return
+            solutions = self._solutions(users["pm"])
+            for key, title, risk, target, extra in RELEASES:
+                author = users["author"] if key != "seller-payouts" else users["author2"]
+                release = services.release_create(
+                    actor=author,
+                    solution=solutions[key],
+                    title=title,
+                    change_summary=f"{title}. Measured on containment and CSAT.",
+                    risk_level=risk,
+                    system_prompt=(
+                        f"You are the {solutions[key].name} of the marketplace. Answer in the customer's "
+                        "language, cite the policy you rely on, and offer a human agent when unsure."
+                    ),
+                    resolution_flow={"steps": ["greet", "identify_intent", "lookup", "answer", "confirm"]},
+                    model_name="gpt-4o-2024-08-06",
+                    model_parameters={"temperature": 0.2, "max_tokens": 600},
+                    tools=["order_lookup", "policy_search"],
+                    knowledge_base_version="kb-2026-11-20",
+                    markets=["US", "DE", "FR"],
+                    verification_window=timedelta(0) if target == ReleaseStatus.VERIFIED else timedelta(days=7),
+                    stages=STAGES,
+                    **extra,
+                )
+                advance_release(
+                    release,
+                    target,
+                    program_managers=[users["pm"], users["pm2"]],
+                    reviewers=[users["reviewer"], users["reviewer2"]],
+                    oncall=users["oncall"],
+                    stop_after_stage=2 if target == ReleaseStatus.ROLLING_OUT else None,
+                )
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready: {Release.objects.count()} releases."))
+
+    def _users(self) -> dict[str, User]:
+        users = {}
+        for username, first, last, group in DEMO_USERS:
+            user, _ = User.objects.get_or_create(
+                username=username, defaults={"first_name": first, "last_name": last, "email": f"{username}@demo.test"}
+            )
+            user.is_staff = True
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            user.groups.add(Group.objects.get(name=group))
+            users[username] = user
+        admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@demo.test"})
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(DEMO_PASSWORD)
+        admin.save()
+        return users
+
+    def _solutions(self, owner: User) -> dict[str, AutomationSolution]:
+        solutions = {}
+        for key, name, audience, description in SOLUTIONS:
+            existing = AutomationSolution.objects.filter(key=key).first()
+            solutions[key] = existing or services.solution_create(
+                actor=owner, key=key, name=name, audience=audience, description=description, owner=owner
+            )
+        return solutions
