@@ -264,6 +264,9 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
                 **fields,
             )
         _copy_saved_state(release, saved)
+        for formset in formsets:
+            # The service wrote the stages; the admin's change message still reads what a formset saved.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     # --- Transition buttons -------------------------------------------------------------------------------
 
@@ -283,15 +286,22 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         extra_context = extra_context or {}
         release = self.get_object(request, object_id)
         if release is not None:
-            extra_context["available_transitions"] = transitions_available_to(
-                release=release, user=request_actor(request)
-            )
+            extra_context["available_transitions"] = [
+                # --- governance (issue 3): approving is the decision form of the governance panel.
+                t
+                for t in transitions_available_to(release=release, user=request_actor(request))
+                if t.name != "approve"
+            ]
             extra_context["transition_extra_panels"] = self.transition_extra_panels(request, release)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def transition_extra_panels(self, request: HttpRequest, release: Release) -> list[Any]:
         """Other apps' panels (policy status, checklists) rendered above the transition buttons."""
-        return []
+        # --- governance (issue 3): policy status, decision form, checklists with inline sign-off.
+        from governance.admin import release_governance_panel
+
+        return [release_governance_panel(request, release)]
+        # --- end governance
 
     def transition_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
         release = get_object_or_404(Release, pk=object_id)
@@ -302,6 +312,29 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         transition = TRANSITIONS.get(name)
         if request.method != "POST" or transition is None:
             return HttpResponseRedirect(change_url)
+        if name == "approve":
+            # --- governance (issue 3): an approval is a decision bound to the content hash the approver saw.
+            from governance.services import approval_record
+
+            try:
+                approval_record(
+                    release=release,
+                    approver=request_actor(request),
+                    group=request.POST.get("group", ""),
+                    content_hash=request.POST.get("content_hash", ""),
+                    comment=request.POST.get("comment", request.POST.get("reason", "")),
+                )
+            except DomainError as exc:
+                self.message_user(request, f"{transition.label} refused: {exc.detail}", messages.ERROR)
+            else:
+                release.refresh_from_db()
+                self.message_user(
+                    request,
+                    f"Approval recorded; the release is {release.get_status_display().lower()}.",
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(change_url)
+            # --- end governance
         arguments: dict[str, Any] = {"release": release, "actor": request_actor(request)}
         if name != "submit":
             arguments["reason"] = request.POST.get("reason", "")

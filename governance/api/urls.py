@@ -1,8 +1,24 @@
 from rest_framework.routers import DefaultRouter
 
 from .audit_views import AuditEventViewSet
+from .views import (
+    ApprovalPolicyViewSet,
+    ApprovalViewSet,
+    ChecklistItemViewSet,
+    ChecklistTemplateViewSet,
+    ChecklistViewSet,
+    FreezeWindowViewSet,
+    PolicyStatusViewSet,
+)
 
 router = DefaultRouter(trailing_slash=True)
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("approval-policies", ApprovalPolicyViewSet, basename="approval-policy")
+router.register("approvals", ApprovalViewSet, basename="approval")
+router.register("policy-status", PolicyStatusViewSet, basename="policy-status")
+router.register("checklist-templates", ChecklistTemplateViewSet, basename="checklist-template")
+router.register("checklists", ChecklistViewSet, basename="checklist")
+router.register("checklist-items", ChecklistItemViewSet, basename="checklist-item")
+router.register("freeze-windows", FreezeWindowViewSet, basename="freeze-window")
 
 urlpatterns = router.urls

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from governance.api.serializers import ApprovalInputSerializer
 from releases import services
 from releases.actors import request_actor
 from releases.choices import ReleaseStatus
@@ -144,7 +145,25 @@ class ReleaseViewSet(
     submit = _transition_action("submit", doc="draft → in_review. Needs complete content and a valid stage plan.")
     request_changes = _transition_action("request_changes", doc="in_review → draft, with a reason.")
     reject = _transition_action("reject", doc="in_review → rejected, with a reason.")
-    approve = _transition_action("approve", doc="in_review → approved (program managers; never the author).")
+
+    # --- governance (issue 3): an approval is a decision bound to the content hash, recorded by
+    # governance.services.approval_record; the release becomes approved by itself once the policy and the review
+    # checklist are both complete.
+    @extend_schema(request=ApprovalInputSerializer, responses=_TRANSITION_RESPONSES)
+    @action(detail=True, methods=["post"], url_path="approve")
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Approve for one group of the release's policy (body: ``group``, ``content_hash``, ``comment``). Never
+        the author or last editor; one person counts once; a stale ``content_hash`` answers 409 with the current
+        one. The release moves to ``approved`` when this completes the policy and the review checklist."""
+        from governance.services import approval_record
+
+        release = self.get_object()
+        payload = ApprovalInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        approval_record(release=release, approver=request_actor(request), decision="approve", **payload.validated_data)
+        return Response(ReleaseSerializer(release_list().get(pk=release.pk), context={"request": request}).data)
+
+    # --- end governance
     cancel = _transition_action("cancel", doc="draft | in_review | approved → cancelled, with a reason.")
     start_rollout = _transition_action("start_rollout", doc="approved → rolling_out at the first stage.")
     promote = _transition_action(
