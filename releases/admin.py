@@ -115,20 +115,26 @@ class RolloutStageInline(admin.TabularInline):
     readonly_fields = ["started_at"]
     ordering = ["position"]
 
-    def _editable(self, obj: Release | None) -> bool:
-        return obj is None or obj.status in EDITABLE_STATES
+    def _editable(self, request: HttpRequest, obj: Release | None) -> bool:
+        # Stages are part of the release's content: whoever may write the draft may write its plan.
+        if obj is None:
+            return request.user.has_perm("releases.add_release")
+        return obj.status in EDITABLE_STATES and request.user.has_perm("releases.change_release")
 
     def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
         return 3 if obj is None else 0
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
+        return self._editable(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
+        return self._editable(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
+        return self._editable(request, obj)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("releases.view_release")
 
 
 class ReleaseAdminForm(forms.ModelForm):

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from governance.models import AuditEvent
+from releases.choices import ReleaseStatus as S
+from releases.models import Release
+from tests.factories import advance_release, make_release, sign_open_checklists
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["author", "program_manager", "reviewer", "oncall", "auditor", "superuser"]
+
+
+def _client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _messages(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.mark.parametrize("persona", ROLES)
+def test_every_page_loads_for_every_role(request, persona, draft_release, program_manager):
+    advance_release(make_release(author=draft_release.author), S.ROLLING_OUT, program_manager=program_manager)
+    client = _client(request.getfixturevalue(persona))
+    event = AuditEvent.objects.first()
+    urls = [
+        reverse("admin:index"),
+        reverse("admin:releases_release_changelist"),
+        reverse("admin:releases_release_changelist") + "?status__exact=rolling_out",
+        reverse("admin:releases_release_change", args=[draft_release.pk]),
+        reverse("admin:releases_release_history", args=[draft_release.pk]),
+        reverse("admin:releases_automationsolution_changelist"),
+        reverse("admin:releases_automationsolution_change", args=[draft_release.solution_id]),
+        reverse("admin:releases_automationsolution_history", args=[draft_release.solution_id]),
+        reverse("admin:governance_auditevent_changelist"),
+        reverse("admin:governance_auditevent_change", args=[event.pk]),
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, (persona, url, response.status_code)
+
+
+def test_outsider_is_kept_out(outsider, draft_release):
+    client = _client(outsider)
+    assert client.get(reverse("admin:releases_release_changelist")).status_code == 403
+    response = client.post(
+        reverse("admin:releases_release_transition", args=[draft_release.pk, "submit"]), follow=False
+    )
+    assert response.status_code == 302
+    draft_release.refresh_from_db()
+    assert draft_release.status == S.DRAFT
+
+
+@pytest.mark.parametrize(("persona", "allowed"), [("author", True), ("program_manager", False), ("reviewer", False)])
+def test_add_page_follows_role(request, persona, allowed):
+    response = _client(request.getfixturevalue(persona)).get(reverse("admin:releases_release_add"))
+    assert response.status_code == (200 if allowed else 403)
+
+
+def test_author_creates_release_with_stages_through_the_service(author, solution):
+    data = {
+        "solution": solution.pk,
+        "title": "Ask for the order number first",
+        "change_summary": "Fewer handoffs.",
+        "risk_level": "low",
+        "system_prompt": "You are the order-status assistant.",
+        "resolution_flow": '{"steps": ["ask", "answer"]}',
+        "model_name": "gpt-4o-2024-08-06",
+        "model_parameters": '{"temperature": 0.1}',
+        "tools": '["order_lookup"]',
+        "knowledge_base_version": "kb-1",
+        "markets": '["US"]',
+        "verification_window": "7 00:00:00",
+        "stages-TOTAL_FORMS": "2",
+        "stages-INITIAL_FORMS": "0",
+        "stages-MIN_NUM_FORMS": "0",
+        "stages-MAX_NUM_FORMS": "1000",
+        "stages-0-position": "1",
+        "stages-0-name": "Canary",
+        "stages-0-traffic_percent": "10",
+        "stages-0-markets": "[]",
+        "stages-0-min_hold": "01:00:00",
+        "stages-0-min_sample_size": "100",
+        "stages-1-position": "2",
+        "stages-1-name": "Full",
+        "stages-1-traffic_percent": "100",
+        "stages-1-markets": "[]",
+        "stages-1-min_hold": "00:00:00",
+        "stages-1-min_sample_size": "0",
+    }
+    response = _client(author).post(reverse("admin:releases_release_add"), data)
+    assert response.status_code == 302, response.context and response.context.get("errors")
+    release = Release.objects.get()
+    assert release.author == author and release.version == 1
+    assert [s.traffic_percent for s in release.ordered_stages] == [10, 100]
+    assert release.content_hash == release.compute_content_hash()
+    assert release.history.first().history_user == author
+    assert AuditEvent.objects.filter(release=release, action="release.created").exists()
+
+    # A bad plan comes back as a form error and writes nothing.
+    data["stages-1-traffic_percent"] = "5"
+    response = _client(author).post(reverse("admin:releases_release_add"), data)
+    assert response.status_code == 200
+    assert "higher than the stage before" in response.content.decode()
+    assert Release.objects.count() == 1
+
+
+def test_frozen_release_fields_are_read_only(author, program_manager, draft_release):
+    advance_release(draft_release, S.IN_REVIEW, program_manager=program_manager)
+    page = _client(author).get(reverse("admin:releases_release_change", args=[draft_release.pk])).content.decode()
+    assert 'name="system_prompt"' not in page
+
+
+def _buttons(user: Any, release: Release) -> set[str]:
+    response = _client(user).get(reverse("admin:releases_release_change", args=[release.pk]))
+    return {t.name for t in response.context["available_transitions"]}
+
+
+def test_buttons_shown_only_when_legal_for_the_user(author, program_manager, oncall, auditor, draft_release):
+    assert _buttons(author, draft_release) == {"submit"}
+    assert _buttons(program_manager, draft_release) == {"cancel"}
+    release = advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
+    assert _buttons(program_manager, release) == {"promote", "pause", "rollback"}
+    assert _buttons(oncall, release) == {"pause", "rollback"}
+    assert _buttons(auditor, release) == set()
+    page = _client(program_manager).get(reverse("admin:releases_release_change", args=[release.pk])).content
+    assert b'value="Promote"' in page and b'value="Roll back"' in page
+
+
+# (transition, starting state, persona, reason)
+BUTTONS = [
+    ("submit", S.DRAFT, "author", ""),
+    ("request_changes", S.IN_REVIEW, "reviewer", "Cite the refund policy"),
+    ("reject", S.IN_REVIEW, "reviewer", "Unsafe"),
+    ("cancel", S.APPROVED, "program_manager", "Superseded"),
+    ("start_rollout", S.APPROVED, "program_manager", ""),
+    ("pause", S.ROLLING_OUT, "oncall", "CSAT alert"),
+    ("rollback", S.ROLLING_OUT, "oncall", "Escalations doubled"),
+    ("begin_verification", S.LAUNCHED, "program_manager", ""),
+]
+
+
+@pytest.mark.parametrize(("name", "state", "persona", "reason"), BUTTONS)
+def test_each_button_runs_its_service(request, name, state, persona, reason, draft_release, program_manager):
+    release = sign_open_checklists(advance_release(draft_release, state, program_manager=program_manager))
+    actor = request.getfixturevalue(persona)
+    response = _client(actor).post(
+        reverse("admin:releases_release_transition", args=[release.pk, name]), {"reason": reason}
+    )
+    assert response.status_code == 302
+    release.refresh_from_db()
+    assert release.status != state
+    assert AuditEvent.objects.filter(release=release, action=f"release.{name}", actor=actor).exists()
+    assert any("now" in message for message in _messages(response))
+
+
+def test_promote_resume_and_complete_buttons(draft_release, program_manager, oncall):
+    release = advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
+    client = _client(program_manager)
+    url = reverse("admin:releases_release_transition", args=[release.pk, "promote"])
+    response = client.post(url, {"reason": ""})
+    assert any("must hold" in m for m in _messages(response))
+    client.post(url, {"reason": "Sample reached", "override": "on"})
+    release.refresh_from_db()
+    assert release.current_stage.position == 2
+    client.post(reverse("admin:releases_release_transition", args=[release.pk, "pause"]), {"reason": "look"})
+    client.post(reverse("admin:releases_release_transition", args=[release.pk, "resume"]), {"reason": ""})
+    release.refresh_from_db()
+    assert release.status == S.ROLLING_OUT
+    release = advance_release(release, S.VERIFIED, program_manager=program_manager)
+    assert release.status == S.VERIFIED
+
+
+def test_refused_button_shows_message_and_writes_nothing(author, program_manager, draft_release):
+    release = advance_release(draft_release, S.IN_REVIEW, program_manager=program_manager)
+    count = AuditEvent.objects.count()
+    response = _client(author).post(reverse("admin:releases_release_transition", args=[release.pk, "submit"]))
+    assert response.status_code == 302
+    assert any("refused" in m for m in _messages(response))
+    assert AuditEvent.objects.count() == count
+
+
+def test_history_cannot_be_reverted(program_manager, draft_release):
+    record = draft_release.history.first()
+    response = _client(program_manager).get(
+        reverse("admin:releases_release_simple_history", args=[draft_release.pk, record.history_id])
+    )
+    assert response.status_code in (403, 404) or b"Revert" not in response.content
+
+
+def test_audit_events_read_only_even_for_superuser(superuser, draft_release):
+    event = AuditEvent.objects.first()
+    client = _client(superuser)
+    assert client.get(reverse("admin:governance_auditevent_add")).status_code == 403
+    assert client.get(reverse("admin:governance_auditevent_delete", args=[event.pk])).status_code == 403
+
+
+def test_changelist_query_count(author, program_manager, solution, django_assert_max_num_queries):
+    for _ in range(10):
+        make_release(author=author, solution=solution)
+    client = _client(program_manager)
+    client.get(reverse("admin:releases_release_changelist"))
+    with django_assert_max_num_queries(15):
+        assert client.get(reverse("admin:releases_release_changelist")).status_code == 200
