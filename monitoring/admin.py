@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import construct_change_message
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -251,6 +252,10 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # incidents are opened by guardrails
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Triage is the only change there is (assignee, comments), and the services check it again.
+        return request.user.has_perm(services.incidents.TRIAGE_PERMISSION)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -290,6 +295,9 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         pass  # the timeline is append-only and written by services
 
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+        return construct_change_message(form, [], add)  # the read-only timeline inline saved nothing
+
     def _run(self, request: HttpRequest, queryset: QuerySet[Incident], label: str, call: Any) -> None:
         done = 0
         for incident in queryset:
@@ -301,12 +309,12 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         if done:
             self.message_user(request, f"{label}: {done} incident(s).", messages.SUCCESS)
 
-    @admin.action(description="Acknowledge selected incidents")
+    @admin.action(description="Acknowledge selected incidents", permissions=["change"])
     def acknowledge_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
         actor = request_actor(request)
         self._run(request, queryset, "Acknowledged", lambda i: services.incident_acknowledge(incident=i, actor=actor))
 
-    @admin.action(description="Assign selected incidents to me")
+    @admin.action(description="Assign selected incidents to me", permissions=["change"])
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
         actor = request_actor(request)
         self._run(
@@ -316,7 +324,7 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
             lambda i: services.incident_assign(incident=i, actor=actor, assignee=actor),
         )
 
-    @admin.action(description="Resolve selected incidents as false positives")
+    @admin.action(description="Resolve selected incidents as false positives", permissions=["change"])
     def resolve_false_positive(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
         actor = request_actor(request)
         self._run(

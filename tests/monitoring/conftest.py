@@ -93,3 +93,13 @@ def sample_row(release: Any, metric: str, *, market: str = "US", numerator: int,
 @pytest.fixture
 def webhook_endpoint(db: Any) -> NotificationEndpoint:
     return NotificationEndpoint.objects.create(name="ops hook", channel="webhook", target="http://127.0.0.1:9/hook")
+
+
+def ingest(*rows: dict[str, Any]) -> None:
+    from monitoring.services import metric_samples_ingest
+
+    metric_samples_ingest(rows=list(rows), enqueue=False)
+
+
+def minutes(n: int) -> timedelta:
+    return timedelta(minutes=n)

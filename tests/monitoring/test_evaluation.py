@@ -1,0 +1,359 @@
+"""Guardrail evaluation: outcomes, counting semantics, idempotence, actions — through the real service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from monitoring.choices import (
+    BaselineSource,
+    GuardrailAction,
+    IncidentEventKind,
+    IncidentStatus,
+    Outcome,
+    Resolution,
+)
+from monitoring.models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition
+from monitoring.services import guardrails_evaluate, incident_resolve, next_counters
+from monitoring.services.evaluation import Counters, window_end_for
+from releases.choices import ReleaseStatus
+from releases.models import Release
+from tests.factories import make_release
+
+from .conftest import ingest, make_guardrail, minutes, put_live, sample_row
+
+pytestmark = pytest.mark.django_db
+
+
+def _cycle(at):
+    return guardrails_evaluate(now=at)
+
+
+# --- counting semantics (pure) --------------------------------------------------------------------------------
+
+
+def _run(outcomes, *, failure_limit, success_limit=3):
+    state = Counters()
+    breached = []
+    for outcome in outcomes:
+        state = next_counters(state, outcome, failure_limit=failure_limit, success_limit=success_limit)
+        breached.append(state.breached)
+    return breached
+
+
+def test_failure_limit_three_breaches_on_the_fourth_failure():
+    assert _run(["fail"] * 4, failure_limit=3) == [False, False, False, True]
+
+
+def test_failure_limit_zero_breaches_on_the_first_failure_and_minus_one_never():
+    assert _run(["fail"], failure_limit=0) == [True]
+    assert _run(["fail"] * 50, failure_limit=-1) == [False] * 50
+
+
+def test_failures_are_forgotten_only_after_consecutive_passes():
+    # limit 1: fail, pass, pass, fail → the two passes are not 3 in a row, so the 2nd failure breaches.
+    assert _run(["fail", "pass", "pass", "fail"], failure_limit=1) == [False, False, False, True]
+    # Three passes in a row reset the count: the next failure is the first again.
+    assert _run(["fail", "pass", "pass", "pass", "fail"], failure_limit=1) == [False] * 5
+
+
+def test_recovery_needs_consecutive_passes_and_gaps_break_the_streak():
+    seq = ["fail", "pass", "insufficient_data", "pass", "pass", "pass"]
+    assert _run(seq, failure_limit=0) == [True, True, True, True, True, False]
+
+
+def test_pipeline_errors_change_nothing():
+    state = next_counters(Counters(1, 2, True), Outcome.ERROR, failure_limit=0, success_limit=3)
+    assert state == Counters(1, 2, True)
+
+
+def test_window_end_respects_maturation_and_interval(csat):
+    guardrail = Guardrail(metric=csat, evaluation_interval=timedelta(minutes=5))
+    now = timezone.now().replace(hour=12, minute=7, second=30, microsecond=0)
+    end = window_end_for(guardrail, now)
+    assert end == (now - timedelta(hours=24)).replace(minute=5, second=0)
+
+
+# --- the service ----------------------------------------------------------------------------------------------
+
+
+def test_breach_opens_one_incident_with_its_evaluation(rolling_release, error_rate):
+    guardrail = make_guardrail(rolling_release, error_rate)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    result = _cycle(timezone.now())
+    assert result.incidents_opened == 1
+    us = Evaluation.objects.get(release=rolling_release, market="US")
+    assert (us.outcome, us.n, us.breached) == (Outcome.FAIL, 1000, True)
+    assert us.lower > 0.05 and us.observed == pytest.approx(0.3)
+    de = Evaluation.objects.get(release=rolling_release, market="DE")
+    assert de.outcome == Outcome.INSUFFICIENT_DATA
+    incident = Incident.objects.get()
+    assert incident.dedup_key == f"{rolling_release.pk}:{guardrail.pk}:US"
+    assert incident.status == IncidentStatus.TRIGGERED
+    assert incident.events.get(kind=IncidentEventKind.OPENED).evaluation == us
+
+
+def test_rerunning_the_same_window_changes_nothing(rolling_release, error_rate, webhook_endpoint):
+    make_guardrail(rolling_release, error_rate)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    now = timezone.now().replace(second=10)
+    _cycle(now)
+    snapshot = (Evaluation.objects.count(), IncidentEvent.objects.count(), webhook_endpoint.deliveries.count())
+    second = _cycle(now + timedelta(seconds=30))  # same minute: same window end
+    assert second.evaluations == 0 and second.skipped == 2
+    assert (Evaluation.objects.count(), IncidentEvent.objects.count(), webhook_endpoint.deliveries.count()) == (
+        snapshot
+    )
+    assert Incident.objects.get().trigger_count == 1
+
+
+def test_insufficient_data_never_opens_an_incident(rolling_release, error_rate):
+    make_guardrail(rolling_release, error_rate, min_sample_size=5000)
+    ingest(sample_row(rolling_release, "error_rate", numerator=900, denominator=1000))  # terrible, but small
+    now = timezone.now()
+    for look in range(5):
+        _cycle(now + minutes(look))
+    assert set(Evaluation.objects.values_list("outcome", flat=True)) == {Outcome.INSUFFICIENT_DATA}
+    assert not Incident.objects.exists()
+
+
+def test_failure_limit_opens_the_incident_on_the_failure_after_the_limit(rolling_release, error_rate):
+    make_guardrail(rolling_release, error_rate, failure_limit=2)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    now = timezone.now()
+    _cycle(now)
+    _cycle(now + minutes(1))
+    assert not Incident.objects.exists()
+    _cycle(now + minutes(2))
+    assert Incident.objects.count() == 1
+    assert list(Evaluation.objects.filter(market="US").order_by("window_end").values_list("failures", "breached")) == [
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+
+
+def test_dry_run_evaluates_but_never_acts(rolling_release, error_rate):
+    make_guardrail(rolling_release, error_rate, dry_run=True, action=GuardrailAction.ROLLBACK)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    _cycle(timezone.now())
+    evaluation = Evaluation.objects.get(market="US")
+    assert evaluation.outcome == Outcome.FAIL and evaluation.dry_run
+    assert not Incident.objects.exists()
+    rolling_release.refresh_from_db()
+    assert rolling_release.status == ReleaseStatus.ROLLING_OUT
+
+
+def test_pause_action_runs_through_the_release_service_as_the_system(rolling_release, error_rate):
+    make_guardrail(rolling_release, error_rate, action=GuardrailAction.PAUSE)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    result = _cycle(timezone.now())
+    assert result.actions_taken == 1
+    rolling_release.refresh_from_db()
+    assert rolling_release.status == ReleaseStatus.PAUSED
+    latest = rolling_release.history.first()
+    assert latest.history_user is None and "Guardrail" in latest.history_change_reason
+    from governance.models import AuditEvent
+
+    event = AuditEvent.objects.filter(release_id=rolling_release.pk, action="release.pause").get()
+    assert event.actor_id is None and event.actor_label == "system"
+    incident = Incident.objects.get()
+    assert incident.events.filter(kind=IncidentEventKind.ACTION_TAKEN).exists()
+    # Failing again while paused: no second pause attempt, no noise.
+    _cycle(timezone.now() + minutes(1))
+    assert incident.events.filter(kind=IncidentEventKind.ACTION_TAKEN).count() == 1
+
+
+def test_rollback_action_on_a_verifying_release(author, solution, no_default_guardrails, error_rate):
+    release = put_live(make_release(author=author, solution=solution), ReleaseStatus.VERIFYING)
+    make_guardrail(release, error_rate, action=GuardrailAction.ROLLBACK)
+    ingest(sample_row(release, "error_rate", numerator=300, denominator=1000))
+    _cycle(timezone.now())
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.ROLLED_BACK
+
+
+def test_oscillating_metric_is_one_incident_not_a_page_storm(rolling_release, error_rate, webhook_endpoint):
+    make_guardrail(rolling_release, error_rate, consecutive_success_limit=3)
+    start = timezone.now() - timedelta(hours=3)
+    now = timezone.now()
+    for look in range(8):
+        bad = look % 2 == 0
+        # Each look re-sends the same window with new counts (idempotent upsert), alternating bad and good.
+        ingest(
+            sample_row(
+                rolling_release,
+                "error_rate",
+                numerator=300 if bad else 5,
+                denominator=1000,
+                window_start=start,
+            )
+        )
+        _cycle(now + minutes(look))
+    incident = Incident.objects.get()
+    assert incident.status == IncidentStatus.TRIGGERED
+    assert incident.trigger_count == 4
+    opened_notifications = webhook_endpoint.deliveries.filter(payload__event=IncidentEventKind.OPENED).count()
+    assert opened_notifications == 1
+    assert webhook_endpoint.deliveries.count() == 1
+
+
+def test_data_gap_keeps_the_incident_open(rolling_release, error_rate):
+    make_guardrail(rolling_release, error_rate, evaluation_window=timedelta(hours=4))
+    start = timezone.now() - timedelta(hours=3)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=start))
+    now = timezone.now()
+    _cycle(now)
+    # Four hours later the only window has left the evaluation span: no data at all.
+    later = now + timedelta(hours=4)
+    for look in range(4):
+        _cycle(later + minutes(look))
+    latest = Evaluation.objects.filter(market="US").order_by("-window_end").first()
+    assert latest.outcome == Outcome.INSUFFICIENT_DATA
+    assert Incident.objects.get().status == IncidentStatus.TRIGGERED
+
+
+def test_auto_resolve_after_consecutive_passes_and_reopen_links_the_old_incident(rolling_release, error_rate):
+    make_guardrail(rolling_release, error_rate, consecutive_success_limit=2)
+    start = timezone.now() - timedelta(hours=3)
+    now = timezone.now()
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=start))
+    _cycle(now)
+    ingest(sample_row(rolling_release, "error_rate", numerator=5, denominator=1000, window_start=start))
+    _cycle(now + minutes(1))
+    first = Incident.objects.get()
+    assert first.status == IncidentStatus.TRIGGERED  # one pass is not enough
+    result = _cycle(now + minutes(2))
+    first.refresh_from_db()
+    assert result.incidents_resolved == 1
+    assert (first.status, first.resolution) == (IncidentStatus.RESOLVED, Resolution.AUTO_RECOVERED)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=start))
+    _cycle(now + minutes(3))
+    second = Incident.objects.exclude(pk=first.pk).get()
+    assert second.previous_incident == first
+    assert second.status == IncidentStatus.TRIGGERED
+
+
+def test_relative_guardrail_against_the_control_arm(rolling_release, csat):
+    # CSAT, higher is better: treatment 70% vs control 85%, tolerance 3 points → fail.
+    make_guardrail(rolling_release, csat, absolute_threshold=None, relative_margin=0.03, min_sample_size=500)
+    start = timezone.now() - timedelta(days=2)
+    ingest(
+        sample_row(rolling_release, "csat", numerator=1400, denominator=2000, window_start=start),
+        sample_row(rolling_release, "csat", numerator=1700, denominator=2000, window_start=start, arm="control"),
+    )
+    _cycle(timezone.now())
+    evaluation = Evaluation.objects.get(market="US")
+    assert evaluation.baseline_source == BaselineSource.CONTROL
+    assert evaluation.baseline == pytest.approx(0.85)
+    assert evaluation.outcome == Outcome.FAIL
+    assert evaluation.difference_upper < -0.03
+
+
+def test_relative_guardrail_falls_back_to_the_previous_verified_release(author, solution, no_default_guardrails, csat):
+    previous = make_release(author=author, solution=solution)
+    Release.objects.filter(pk=previous.pk).update(status=ReleaseStatus.VERIFIED, closed_at=timezone.now())
+    current = put_live(make_release(author=author, solution=solution))
+    make_guardrail(current, csat, absolute_threshold=None, relative_margin=0.03, min_sample_size=500)
+    start = timezone.now() - timedelta(days=2)
+    ingest(
+        sample_row(previous, "csat", numerator=1640, denominator=2000, window_start=start),
+        sample_row(current, "csat", numerator=1660, denominator=2000, window_start=start),
+    )
+    _cycle(timezone.now())
+    evaluation = Evaluation.objects.get(release=current, market="US")
+    assert evaluation.baseline_source == BaselineSource.PREVIOUS_RELEASE
+    assert evaluation.outcome == Outcome.PASS
+
+
+def test_provisional_windows_are_not_evaluated(rolling_release, csat):
+    # CSAT matures for 24 h: a bad window from two hours ago must not fire yet.
+    make_guardrail(rolling_release, csat, absolute_threshold=0.7, min_sample_size=100)
+    ingest(sample_row(rolling_release, "csat", numerator=100, denominator=1000))
+    _cycle(timezone.now())
+    assert Evaluation.objects.get(market="US").outcome == Outcome.INSUFFICIENT_DATA
+    assert not Incident.objects.exists()
+
+
+def test_gauge_guardrail(rolling_release):
+    latency = MetricDefinition.objects.get(key="latency_p95_ms")
+    make_guardrail(rolling_release, latency, absolute_threshold=2000, min_sample_size=1)
+    row = sample_row(rolling_release, "latency_p95_ms", numerator=0, denominator=0, value=3500.0)
+    del row["numerator"], row["denominator"]
+    ingest(row)
+    _cycle(timezone.now())
+    evaluation = Evaluation.objects.get(market="US")
+    assert (evaluation.outcome, evaluation.observed) == (Outcome.FAIL, 3500.0)
+
+
+def test_defaults_per_risk_level_are_inherited(author, solution, error_rate):
+    release = put_live(make_release(author=author, solution=solution, risk_level="critical"))
+    ingest(sample_row(release, "error_rate", numerator=300, denominator=1000))
+    _cycle(timezone.now())
+    evaluation = Evaluation.objects.get(market="US", guardrail__metric=error_rate)
+    assert evaluation.guardrail.risk_level == "critical"
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.ROLLED_BACK  # the critical default on error rate rolls back
+
+
+def test_evaluation_batch_query_count_does_not_grow_with_releases(
+    author, solution, no_default_guardrails, error_rate, django_assert_max_num_queries
+):
+    releases = []
+    for _ in range(12):
+        release = put_live(make_release(author=author, solution=solution))
+        make_guardrail(release, error_rate)
+        releases.append(release)
+    ingest(*[sample_row(r, "error_rate", numerator=1, denominator=1000, market=m) for r in releases for m in ("US",)])
+    with django_assert_max_num_queries(12):
+        result = _cycle(timezone.now())
+    assert result.evaluations == 24 and result.outcomes[Outcome.PASS] == 12
+
+
+def test_an_interrupted_cycle_leaves_nothing_half_done_and_the_next_one_completes(
+    rolling_release, error_rate, monkeypatch
+):
+    make_guardrail(rolling_release, error_rate)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    now = timezone.now()
+
+    def killed(**kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr("monitoring.services.evaluation.incident_trigger", killed)
+    with pytest.raises(SystemExit):
+        _cycle(now)
+    assert not Evaluation.objects.exists() and not Incident.objects.exists()
+    monkeypatch.undo()
+    _cycle(now)
+    assert Evaluation.objects.count() == 2 and Incident.objects.count() == 1
+
+
+def test_a_missed_action_is_taken_by_the_next_cycle(rolling_release, error_rate, monkeypatch):
+    make_guardrail(rolling_release, error_rate, action=GuardrailAction.PAUSE)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    now = timezone.now()
+    # Killed after the batch committed, before the pause: the incident exists, the release still rolls out.
+    monkeypatch.setattr("monitoring.services.evaluation.guardrail_action_apply", lambda **kw: 0)
+    _cycle(now)
+    rolling_release.refresh_from_db()
+    assert rolling_release.status == ReleaseStatus.ROLLING_OUT
+    monkeypatch.undo()
+    _cycle(now + minutes(1))
+    rolling_release.refresh_from_db()
+    assert rolling_release.status == ReleaseStatus.PAUSED
+    assert Incident.objects.count() == 1
+
+
+def test_manual_resolve_then_failure_opens_a_linked_incident(rolling_release, error_rate, oncall):
+    make_guardrail(rolling_release, error_rate)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    now = timezone.now()
+    _cycle(now)
+    first = Incident.objects.get()
+    incident_resolve(incident=first, actor=oncall, resolution=Resolution.FIXED, note="config fixed")
+    _cycle(now + minutes(1))
+    second = Incident.objects.get(status=IncidentStatus.TRIGGERED)
+    assert second.previous_incident_id == first.pk
