@@ -73,8 +73,12 @@ class _ReadOnlyMixin(_NoDeleteMixin):
         return False
 
 
-def _formset_rows(formsets: Any, formset_class: type) -> list[dict[str, Any]] | None:
-    formset = next((fs for fs in formsets if isinstance(fs, formset_class)), None)
+def _formset_rows(formsets: Any, formset_class: type[forms.BaseInlineFormSet]) -> list[dict[str, Any]] | None:
+    each: Any
+    for each in formsets:
+        # The service writes the rows; the admin's change message still reads what a formset saved.
+        each.new_objects, each.changed_objects, each.deleted_objects = [], [], []
+    formset: Any = next((fs for fs in formsets if isinstance(fs, formset_class)), None)
     if formset is None:
         return None
     rows = [f.cleaned_data for f in formset.forms if f.cleaned_data and not f.cleaned_data.get("DELETE", False)]
@@ -371,23 +375,26 @@ class ApprovalAdmin(_ReadOnlyMixin, SimpleHistoryAdmin):
     readonly_fields = [field.name for field in Approval._meta.fields]
 
 
+_CHECKLIST_ITEM_FIELDS = [
+    "position",
+    "question",
+    "signer_group",
+    "required",
+    "evidence_required",
+    "state",
+    "signed_by",
+    "signed_at",
+    "evidence_url",
+    "note",
+    "na_justification",
+]
+
+
 class ChecklistItemInline(admin.TabularInline):
     model = ChecklistItem
     extra = 0
-    fields = [
-        "position",
-        "question",
-        "signer_group",
-        "required",
-        "evidence_required",
-        "state",
-        "signed_by",
-        "signed_at",
-        "evidence_url",
-        "note",
-        "na_justification",
-    ]
-    readonly_fields = fields
+    fields = tuple(_CHECKLIST_ITEM_FIELDS)
+    readonly_fields = _CHECKLIST_ITEM_FIELDS
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -13,12 +13,12 @@ from .models import ApprovalDecision, ChecklistGate, ChecklistItemState
 from .selectors import approval_policy_status, checklist_current
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from releases.actors import Actor
 
 EVIDENCE_URL = "https://wiki.example.com/rollgate/evidence"
 
 
-def _eligible(people: Sequence[AbstractBaseUser], release: Release, group_id: int) -> list[AbstractBaseUser]:
+def _eligible(people: Sequence[Actor], release: Release, group_id: int) -> list[Actor]:
     return [
         person
         for person in people
@@ -27,7 +27,7 @@ def _eligible(people: Sequence[AbstractBaseUser], release: Release, group_id: in
     ]
 
 
-def sign_checklist(*, release: Release, gate: str, people: Sequence[AbstractBaseUser]) -> None:
+def sign_checklist(*, release: Release, gate: str, people: Sequence[Actor]) -> None:
     """Sign every pending item of the release's checklist for ``gate`` by someone of ``people`` in its group."""
     checklist = checklist_current(release=release, gate=gate)
     if checklist is None:
@@ -46,13 +46,13 @@ def sign_checklist(*, release: Release, gate: str, people: Sequence[AbstractBase
         )
 
 
-def sign_open_checklists(*, release: Release, people: Sequence[AbstractBaseUser]) -> None:
+def sign_open_checklists(*, release: Release, people: Sequence[Actor]) -> None:
     """Sign whatever checklist the release has open, for every gate except the review (see complete_review)."""
     for gate in (ChecklistGate.ROLLOUT, ChecklistGate.LAUNCH, ChecklistGate.VERIFICATION, ChecklistGate.RETRO_REVIEW):
         sign_checklist(release=release, gate=gate, people=people)
 
 
-def approve_per_policy(*, release: Release, people: Sequence[AbstractBaseUser]) -> Release:
+def approve_per_policy(*, release: Release, people: Sequence[Actor]) -> Release:
     """Record approvals from ``people`` until every requirement of the policy is met (each person once)."""
     used: set[int] = set()
     release.refresh_from_db()
@@ -78,7 +78,7 @@ def approve_per_policy(*, release: Release, people: Sequence[AbstractBaseUser]) 
     return release
 
 
-def complete_review(*, release: Release, people: Sequence[AbstractBaseUser]) -> Release:
+def complete_review(*, release: Release, people: Sequence[Actor]) -> Release:
     """Sign the review checklist and approve per policy: the release ends ``approved`` (by whichever comes last)."""
     sign_checklist(release=release, gate=ChecklistGate.REVIEW, people=people)
     release = approve_per_policy(release=release, people=people)

@@ -26,7 +26,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from releases.actors import Actor
 
 
 def approval_policy_for_release(release: Release) -> ApprovalPolicy | None:
@@ -145,11 +145,11 @@ def freeze_windows_blocking(*, markets: list[str], now: datetime) -> list[Freeze
     return [window for window in FreezeWindow.objects.covering(now) if window.applies_to(list(markets))]
 
 
-def _group_ids_of(user: AbstractBaseUser) -> set[int]:
+def _group_ids_of(user: Actor) -> set[int]:
     return set(user.groups.values_list("id", flat=True))  # type: ignore[attr-defined]
 
 
-def releases_awaiting_approval_by(*, user: AbstractBaseUser, now: datetime | None = None) -> list[Release]:
+def releases_awaiting_approval_by(*, user: Actor, now: datetime | None = None) -> list[Release]:
     """Releases in review where ``user`` could still count: a requirement of a group they belong to is not met,
     they have no live decision on it, and they neither authored nor last edited it."""
     now = now or timezone.now()
@@ -170,7 +170,7 @@ def releases_awaiting_approval_by(*, user: AbstractBaseUser, now: datetime | Non
     return awaiting
 
 
-def checklist_items_awaiting_sign_off_by(*, user: AbstractBaseUser) -> list[ChecklistItem]:
+def checklist_items_awaiting_sign_off_by(*, user: Actor) -> list[ChecklistItem]:
     """Pending items of live checklists that ``user`` may sign: their group's, on releases they did not write."""
     items = (
         ChecklistItem.objects.filter(state=ChecklistItemState.PENDING, checklist__status__in=LIVE_CHECKLIST_STATUSES)

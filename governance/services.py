@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group
@@ -58,9 +59,7 @@ from .selectors import (
 )
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
-
-    User = AbstractBaseUser
+    from releases.actors import Actor as User
 
 logger = logging.getLogger(__name__)
 
@@ -545,7 +544,7 @@ def retro_reviews_escalate(*, now: datetime | None = None) -> int:
                 f"UTC and still has {pending} pending item(s)."
             )
             logger.warning("%s — %s", subject, message)
-            transaction.on_commit(lambda s=subject, m=message: mail_admins(s, m, fail_silently=True))
+            transaction.on_commit(partial(mail_admins, subject, message, fail_silently=True))
             count += 1
     return count
 

@@ -1,0 +1,63 @@
+"""Two reviewers approving at the same moment, from threads, on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from governance import services
+from governance.demo import sign_checklist
+from governance.models import Approval, AuditEvent, ChecklistGate
+from governance.roles import PROGRAM_MANAGERS, REVIEWERS
+from releases.choices import ReleaseStatus as S
+from releases.choices import RiskLevel
+from releases.errors import DomainError
+from releases.models import Release
+from tests.governance.helpers import submitted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_approvals_are_both_recorded_and_approve_once(
+    author, program_manager, reviewer, second_reviewer, crew
+):
+    # Medium risk: Program managers ×1 + Reviewers ×1. The PM approved and the checklist is signed, so
+    # whichever reviewer lands first completes the policy; the other is recorded on an approved release.
+    release = submitted(author=author, risk_level=RiskLevel.MEDIUM)
+    sign_checklist(release=release, gate=ChecklistGate.REVIEW, people=crew)
+    services.approval_record(
+        release=release, approver=program_manager, group=PROGRAM_MANAGERS, content_hash=release.content_hash
+    )
+    release.refresh_from_db()
+    assert release.status == S.IN_REVIEW
+
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def approve(user):
+        try:
+            barrier.wait(timeout=10)
+            services.approval_record(
+                release=Release.objects.get(pk=release.pk),
+                approver=user,
+                group=REVIEWERS,
+                content_hash=release.content_hash,
+            )
+        except DomainError as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(user,)) for user in (reviewer, second_reviewer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    release.refresh_from_db()
+    assert release.status == S.APPROVED
+    assert Approval.objects.filter(release=release, group__name=REVIEWERS, dismissed_at__isnull=True).count() == 2
+    assert AuditEvent.objects.filter(release=release, action="release.approve").count() == 1
+    assert release.history.filter(status=S.APPROVED).count() == 1
