@@ -79,3 +79,17 @@ def api_as(user: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(user=user)
     return client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every transactional test restores the migrated data (roles, seeded policies, templates, metrics).
+
+    Threads and worker processes need committed rows, so those tests commit and the database is flushed after
+    them. Mixing serialized and plain flushes corrupts content types, so all of them use serialized rollback.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+            item.add_marker(
+                pytest.mark.django_db(*marker.args, **{**marker.kwargs, "serialized_rollback": True}), append=False
+            )
