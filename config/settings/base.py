@@ -13,6 +13,8 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("ROLLGATE_VAR_DIR", BASE_DIR / "var"))
+# The embedded default keeps its SQLite file, broker folders and beat schedule here; a fresh clone has none.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
