@@ -177,15 +177,21 @@ def effective_guardrails(releases: Sequence[Release]) -> dict[int, list[Guardrai
         .select_related("metric")
         .order_by("id")
     )
-    by_release: dict[int, list[Guardrail]] = {r.pk: [] for r in releases}
+    by_scope: dict[tuple[str, object], list[Guardrail]] = defaultdict(list)
+    for guardrail in guardrails:
+        target = {
+            GuardrailScope.RELEASE: guardrail.release_id,
+            GuardrailScope.SOLUTION: guardrail.solution_id,
+            GuardrailScope.RISK_LEVEL: guardrail.risk_level,
+        }[GuardrailScope(guardrail.scope)]
+        by_scope[(guardrail.scope, target)].append(guardrail)
+    by_release: dict[int, list[Guardrail]] = {}
     for release in releases:
-        for guardrail in guardrails:
-            if (
-                (guardrail.scope == GuardrailScope.RELEASE and guardrail.release_id == release.pk)
-                or (guardrail.scope == GuardrailScope.SOLUTION and guardrail.solution_id == release.solution_id)
-                or (guardrail.scope == GuardrailScope.RISK_LEVEL and guardrail.risk_level == release.risk_level)
-            ):
-                by_release[release.pk].append(guardrail)
+        by_release[release.pk] = [
+            *by_scope.get((GuardrailScope.RELEASE, release.pk), []),
+            *by_scope.get((GuardrailScope.SOLUTION, release.solution_id), []),
+            *by_scope.get((GuardrailScope.RISK_LEVEL, release.risk_level), []),
+        ]
     return by_release
 
 
