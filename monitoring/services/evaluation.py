@@ -492,7 +492,7 @@ def guardrail_action_apply(*, pending: PendingAction) -> int:
             incident_event_add(
                 incident=Incident.objects.get(pk=pending.incident_id),
                 kind=IncidentEventKind.ACTION_TAKEN,
-                message=f"Release {transition.label.lower()}: {pending.reason}",
+                message=f"{'Paused' if transition is PAUSE else 'Rolled back'} the release: {pending.reason}",
                 data={"action": pending.action, "release": pending.release_id},
             )
         return 1
