@@ -156,6 +156,14 @@ def test_guardrail_api_for_program_managers(rolling_release, program_manager, on
     response = api_as(program_manager).patch(f"/api/v1/guardrails/{guardrail_id}/", {"dry_run": True}, format="json")
     assert response.status_code == 200 and response.json()["dry_run"] is True
     assert api_as(auditor).get("/api/v1/guardrails/").status_code == 200
+
+
+def test_guardrail_list_query_count(rolling_release, error_rate, auditor, django_assert_max_num_queries):
+    for threshold in (0.01, 0.02, 0.03, 0.04, 0.05):
+        make_guardrail(rolling_release, error_rate, absolute_threshold=threshold)
+    with django_assert_max_num_queries(6):
+        response = api_as(auditor).get("/api/v1/guardrails/")
+    assert response.json()["count"] >= 5
     assert api_as(auditor).get("/api/v1/metric-definitions/").json()["count"] == 7
 
 
