@@ -80,6 +80,10 @@ class Resolution(models.TextChoices):
     FALSE_POSITIVE = "false_positive", "False positive"
 
 
+# A person resolving an incident picks one of these; "auto_recovered" is the system's to give.
+MANUAL_RESOLUTIONS = [choice for choice in Resolution.choices if choice[0] != Resolution.AUTO_RECOVERED]
+
+
 class IncidentEventKind(models.TextChoices):
     OPENED = "opened", "Opened"
     RETRIGGERED = "retriggered", "Retriggered"

@@ -132,6 +132,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" or "resolution"; name each enum after what it describes.
+    "ENUM_NAME_OVERRIDES": {
+        "ReleaseStatusEnum": "releases.choices.ReleaseStatus",
+        "TemplateStatusEnum": "governance.models.TemplateStatus",
+        "ChecklistStatusEnum": "governance.models.ChecklistStatus",
+        "IncidentStatusEnum": "monitoring.choices.IncidentStatus",
+        "DeliveryStatusEnum": "monitoring.choices.DeliveryStatus",
+        "IncidentResolutionEnum": "monitoring.choices.Resolution",
+        "ManualResolutionEnum": "monitoring.choices.MANUAL_RESOLUTIONS",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from ..choices import Resolution
+from ..choices import MANUAL_RESOLUTIONS
 from ..models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition, MetricSample
 from ..services.guardrails import EDITABLE_FIELDS
 
@@ -181,5 +181,5 @@ class MitigateInputSerializer(serializers.Serializer[Any]):
 
 
 class ResolveInputSerializer(serializers.Serializer[Any]):
-    resolution = serializers.ChoiceField(choices=[c for c in Resolution.choices if c[0] != Resolution.AUTO_RECOVERED])
+    resolution = serializers.ChoiceField(choices=MANUAL_RESOLUTIONS)
     note = serializers.CharField(max_length=5000)
