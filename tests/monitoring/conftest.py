@@ -4,13 +4,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
+from governance.roles import PROGRAM_MANAGERS
 from monitoring.choices import GuardrailScope
 from monitoring.models import Guardrail, MetricDefinition, NotificationEndpoint
-from releases.choices import ReleaseStatus
-from releases.models import Release
-from tests.factories import make_release
+from releases import services as release_services
+from releases.choices import LIVE_STATES, ReleaseStatus
+from releases.models import Release, RolloutStage
+from tests.factories import UserFactory, advance_release, make_release
 
 
 @pytest.fixture
@@ -19,29 +22,44 @@ def no_default_guardrails(db: Any) -> None:
     Guardrail.objects.filter(scope=GuardrailScope.RISK_LEVEL).delete()
 
 
-def put_live(release: Any, status: str = ReleaseStatus.ROLLING_OUT, *, stage_age: timedelta = timedelta(0)) -> Any:
-    """Place a release in a live state directly.
+def put_live(
+    release: Release,
+    status: str = ReleaseStatus.ROLLING_OUT,
+    *,
+    program_manager: Any = None,
+    stage_age: timedelta = timedelta(0),
+) -> Release:
+    """Bring a draft to a live state the way people do, then control time.
 
-    Monitoring's tests start where governance ends; walking the approval policy and checklists here would tie
-    them to governance's fixtures. Status is set as test setup only; every transition monitoring itself makes
-    goes through the release services.
+    ``advance_release`` walks it through the real services: the crew signs the checklists, approvals are recorded
+    through governance, and a program manager starts the rollout (promoting with an override up to ``launched``
+    or ``verifying``); ``paused`` is a rolling-out release paused through ``release_pause``. Only time is then
+    set directly: ``stage_age`` moves the current stage's start back, as if its hold time had run.
     """
-    stage = release.ordered_stages[0]
-    now = timezone.now()
-    Release.objects.filter(pk=release.pk).update(
-        status=status,
-        current_stage=stage,
-        stage_started_at=now - stage_age,
-        rollout_started_at=now - stage_age,
-        verification_started_at=now if status == ReleaseStatus.VERIFYING else None,
-    )
+    if status not in LIVE_STATES:
+        raise ValueError(f"{status} is not a live state")
+    if program_manager is None:
+        program_manager = UserFactory(username="pia.pm", groups=[PROGRAM_MANAGERS])
+    walk_to = ReleaseStatus.ROLLING_OUT if status == ReleaseStatus.PAUSED else status
+    release = advance_release(release, walk_to, program_manager=program_manager)
+    if status == ReleaseStatus.PAUSED:
+        release = release_services.release_pause(
+            release=release, actor=program_manager, reason="Holding traffic while support looks at a report"
+        )
+    if stage_age:
+        # Time control, not a transition: the stage (and the rollout) started ``stage_age`` earlier.
+        Release.objects.filter(pk=release.pk).update(
+            stage_started_at=F("stage_started_at") - stage_age, rollout_started_at=F("rollout_started_at") - stage_age
+        )
+        RolloutStage.objects.filter(pk=release.current_stage_id).update(started_at=F("started_at") - stage_age)
     release.refresh_from_db()
+    assert release.status == status, f"{release} is {release.status}, not {status}"
     return release
 
 
 @pytest.fixture
-def rolling_release(author: Any, solution: Any, no_default_guardrails: None) -> Any:
-    return put_live(make_release(author=author, solution=solution))
+def rolling_release(author: Any, solution: Any, program_manager: Any, no_default_guardrails: None) -> Release:
+    return put_live(make_release(author=author, solution=solution), program_manager=program_manager)
 
 
 @pytest.fixture

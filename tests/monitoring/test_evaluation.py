@@ -19,8 +19,7 @@ from monitoring.models import Evaluation, Guardrail, Incident, IncidentEvent, Me
 from monitoring.services import guardrails_evaluate, incident_resolve, next_counters
 from monitoring.services.evaluation import Counters, window_end_for
 from releases.choices import ReleaseStatus
-from releases.models import Release
-from tests.factories import make_release
+from tests.factories import SolutionFactory, advance_release, make_release
 
 from .conftest import ingest, make_guardrail, minutes, put_live, sample_row
 
@@ -252,10 +251,12 @@ def test_relative_guardrail_against_the_control_arm(rolling_release, csat):
     assert evaluation.difference_upper < -0.03
 
 
-def test_relative_guardrail_falls_back_to_the_previous_verified_release(author, solution, no_default_guardrails, csat):
+def test_relative_guardrail_falls_back_to_the_previous_verified_release(
+    author, solution, program_manager, no_default_guardrails, csat
+):
     previous = make_release(author=author, solution=solution)
-    Release.objects.filter(pk=previous.pk).update(status=ReleaseStatus.VERIFIED, closed_at=timezone.now())
-    current = put_live(make_release(author=author, solution=solution))
+    previous = advance_release(previous, ReleaseStatus.VERIFIED, program_manager=program_manager)
+    current = put_live(make_release(author=author, solution=solution), program_manager=program_manager)
     make_guardrail(current, csat, absolute_threshold=None, relative_margin=0.03, min_sample_size=500)
     start = timezone.now() - timedelta(days=2)
     ingest(
@@ -303,7 +304,8 @@ def test_evaluation_batch_query_count_does_not_grow_with_releases(
 ):
     releases = []
     for _ in range(12):
-        release = put_live(make_release(author=author, solution=solution))
+        # One solution cannot roll out twice in the same markets, so each release is its own solution's.
+        release = put_live(make_release(author=author, solution=SolutionFactory()))
         make_guardrail(release, error_rate)
         releases.append(release)
     ingest(*[sample_row(r, "error_rate", numerator=1, denominator=1000, market=m) for r in releases for m in ("US",)])
