@@ -162,8 +162,11 @@ if CELERY_BROKER_URL == "filesystem://":
     for _folder in ("out", "processed"):
         (CELERY_FILESYSTEM_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
-    # Redis: a task not acknowledged within this time is redelivered to another worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis: a task not acknowledged within this many seconds (its worker died, or it is still running) is
+    # redelivered to another worker. Keep it above the longest task time limit; the worker-kill test lowers it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT", "3600")),
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

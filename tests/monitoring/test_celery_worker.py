@@ -1,4 +1,5 @@
-"""A real Celery worker on a real Redis broker: breaching samples → incident opened → release paused → webhook.
+"""Real Celery workers on a real Redis broker: breaching samples → incident opened → release paused → webhook;
+and a worker SIGKILLed mid-batch → the unacknowledged task is redelivered to a fresh worker, which completes it.
 
 Run alone with ``pytest -m celery_worker``. The broker defaults to Redis database 5 so it does not collide with
 other suites; set ``MONITORING_TEST_BROKER_URL`` to use another.
@@ -16,12 +17,14 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from monitoring.choices import GuardrailAction, IncidentStatus
-from monitoring.models import Guardrail, Incident, MetricDefinition, NotificationEndpoint
+from monitoring.choices import GuardrailAction, IncidentEventKind, IncidentStatus
+from monitoring.models import Evaluation, Guardrail, Incident, MetricDefinition, NotificationEndpoint
+from monitoring.services import guardrails_evaluate
 from releases.choices import ReleaseStatus
 from releases.models import Release
 from tests.factories import SolutionFactory, UserFactory, make_release
@@ -59,38 +62,53 @@ def _env() -> dict[str, str]:
     }
 
 
+def _start_worker(log_path: Path, *, pool: str = "solo", **env: str) -> subprocess.Popen[bytes]:
+    """``celery -A config worker`` in its own process group (so the whole group can be killed), logging to a file."""
+    log = log_path.open("w")
+    try:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                f"--pool={pool}",
+                "--concurrency=1",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+            ],
+            cwd=ROOT,
+            env={**_env(), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log.close()  # the child has its own copy of the descriptor
+
+
+def _stop_worker(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @pytest.fixture
 def worker(tmp_path):
     if not _broker_available():
         pytest.skip(f"no Redis at {BROKER_URL}")
-    log = (tmp_path / "worker.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = _start_worker(tmp_path / "worker.log")
     yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    _stop_worker(process)
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -163,3 +181,151 @@ def test_breaching_samples_open_an_incident_pause_the_release_and_call_the_webho
     events = {payload["event"] for payload in _Receiver.received}
     assert "opened" in events
     assert all(payload["incident"]["id"] == incident.pk for payload in _Receiver.received)
+
+
+# --- a worker killed mid-cycle ----------------------------------------------------------------------------------
+
+VISIBILITY_TIMEOUT = 2  # seconds; the second worker takes back what the killed one never acknowledged
+# The per-release lock guardrails_evaluate_batch takes (monitoring/services/evaluation.py, _lock_releases).
+EVALUATION_LOCK = "hashtextextended('rollgate.monitoring.evaluate:' || %s::text, 0)"
+
+
+def _ingest_csv(path: Path, rows: list[tuple[int, str, int]]) -> None:
+    """The metrics pipeline's path: the CSV command stores the samples and enqueues ``evaluate_releases``."""
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timezone.timedelta(hours=2)
+    end = start + timezone.timedelta(hours=1)
+    lines = ["release,metric,market,window_start,window_end,numerator,denominator"]
+    lines += [f"{pk},error_rate,{market},{start.isoformat()},{end.isoformat()},{num},1000" for pk, market, num in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "manage.py", "ingest_metrics", str(path)],
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def _raw_connection() -> psycopg.Connection:
+    settings = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        autocommit=True,
+    )
+
+
+def _evaluation_blocked_on_lock(observer: psycopg.Connection, holder_pid: int) -> int | None:
+    """The backend of a worker that holds evaluation locks and waits for the one the test holds: mid-batch."""
+    row = observer.execute(
+        "SELECT waiting.pid FROM pg_locks waiting "
+        "WHERE waiting.locktype = 'advisory' AND NOT waiting.granted AND waiting.pid <> %s "
+        "AND EXISTS (SELECT 1 FROM pg_locks held WHERE held.pid = waiting.pid "
+        "            AND held.locktype = 'advisory' AND held.granted)",
+        [holder_pid],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _backend_alive(observer: psycopg.Connection, pid: int) -> bool:
+    return observer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() is not None
+
+
+def _unacked(redis_client) -> dict[str, float]:
+    """Messages a worker took and has not acknowledged (kombu's Redis ack emulation), by delivery tag: age."""
+    now = time.time()
+    return {tag.decode(): now - score for tag, score in redis_client.zrange("unacked_index", 0, -1, withscores=True)}
+
+
+def test_a_worker_killed_mid_cycle_leaves_nothing_half_done_and_the_redelivered_task_completes_it(tmp_path):
+    """SIGKILL a worker while its evaluation batch holds the release locks, then start another worker.
+
+    The batch is made to stop mid-way without touching production code: the test holds the advisory lock of the
+    batch's last release, so the worker locks the others, then waits inside its transaction. The kill loses that
+    transaction; the message, never acknowledged (``acks_late``), is redelivered to the fresh worker once the
+    visibility timeout has passed, and the redelivered batch writes every evaluation and the incident once.
+    """
+    import redis
+
+    if not _broker_available():
+        pytest.skip(f"no Redis at {BROKER_URL}")
+    broker = redis.Redis.from_url(BROKER_URL)
+    Guardrail.objects.filter(scope="risk_level").delete()
+    author = UserFactory(username="ana.author", groups=["Authors"])
+    error_rate = MetricDefinition.objects.get(key="error_rate")
+    done, breaching, last = (put_live(make_release(author=author, solution=SolutionFactory())) for _ in range(3))
+    assert done.pk < breaching.pk < last.pk  # the batch locks in id order: it will hold `breaching`, wait on `last`
+    guardrails = {r.pk: make_guardrail(r, error_rate).pk for r in (done, breaching, last)}
+    expected_keys = {(guardrails[r.pk], r.pk, market) for r in (done, breaching, last) for market in ("US", "DE")}
+
+    first_log, second_log = tmp_path / "worker-killed.log", tmp_path / "worker-fresh.log"
+
+    def logs() -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (first_log, second_log) if p.exists())
+
+    observer, holder = _raw_connection(), _raw_connection()
+    first = _start_worker(first_log, pool="prefork")
+    second = None
+    try:
+        # A batch that completes before the kill: it must not be evaluated again.
+        _ingest_csv(tmp_path / "done.csv", [(done.pk, "US", 2), (done.pk, "DE", 2)])
+        assert _wait_for(lambda: Evaluation.objects.filter(release=done).count() == 2), logs()
+        assert _unacked(broker) == {}, "the completed batch was acknowledged"
+
+        holder_pid = holder.info.backend_pid
+        holder.execute(f"SELECT pg_advisory_lock({EVALUATION_LOCK})", [last.pk])
+        _ingest_csv(
+            tmp_path / "breach.csv",
+            [(breaching.pk, "US", 300), (breaching.pk, "DE", 2), (last.pk, "US", 2), (last.pk, "DE", 2)],
+        )
+        orphan = _wait_for(lambda: _evaluation_blocked_on_lock(observer, holder_pid), timeout=30)
+        assert orphan, f"the worker never started the batch of {breaching.pk}, {last.pk}\n{logs()}"
+
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        unacked = _unacked(broker)
+        assert len(unacked) == 1, f"the killed batch should be left unacknowledged in Redis, found {unacked}"
+
+        # PostgreSQL rolls the dead worker's transaction back once its backend finds the client gone.
+        holder.execute(f"SELECT pg_advisory_unlock({EVALUATION_LOCK})", [last.pk])
+        assert _wait_for(lambda: not _backend_alive(observer, orphan), timeout=15), (
+            f"backend {orphan} of the killed worker is still connected"
+        )
+        assert not Evaluation.objects.filter(release__in=[breaching, last]).exists(), "half a batch was written"
+        assert not Incident.objects.exists()
+
+        # Redis hands the message to a worker once it has been unacknowledged for the visibility timeout.
+        time.sleep(max(0.0, VISIBILITY_TIMEOUT + 0.5 - max(unacked.values())))
+        second = _start_worker(second_log, CELERY_BROKER_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
+        assert _wait_for(lambda: Evaluation.objects.filter(release__in=[breaching, last]).count() == 4), (
+            f"the killed batch was not redelivered and completed\n{logs()}"
+        )
+        acknowledged = _wait_for(lambda: _unacked(broker) == {}, timeout=15)
+        assert acknowledged, f"the redelivered batch was not acknowledged\n{logs()}"
+        assert "evaluate_releases" in second_log.read_text()
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        holder.close()
+        observer.close()
+
+    rows = list(Evaluation.objects.values_list("guardrail_id", "release_id", "market", "window_end"))
+    assert len(rows) == len(set(rows)) == 6, rows  # one per (guardrail, release, market, window end)
+    assert {row[:3] for row in rows} == expected_keys
+    incident = Incident.objects.open().get()
+    assert (incident.release_id, incident.market, incident.trigger_count) == (breaching.pk, "US", 1)
+    assert incident.events.filter(kind=IncidentEventKind.OPENED).count() == 1
+
+    # The next beat cycle (the service the task calls) completes the latest window and adds no duplicate.
+    window_end = max(row[3] for row in rows)
+    guardrails_evaluate(now=window_end)
+    latest = list(Evaluation.objects.filter(window_end=window_end).values_list("guardrail_id", "release_id", "market"))
+    assert sorted(latest) == sorted(expected_keys)
+    incident.refresh_from_db()
+    assert incident.trigger_count == 1 and Incident.objects.count() == 1
