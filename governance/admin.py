@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
-from django.db.models import QuerySet
+from django.db.models import Case, CharField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
@@ -73,6 +73,15 @@ class _ReadOnlyMixin(_NoDeleteMixin):
         return False
 
 
+def _choices_once(formfield: Any) -> Any:
+    """Evaluate a foreign key's choices once per formset, not once per inline row: a ModelChoiceField given an
+    explicit ``choices`` list renders that list and still validates against its queryset."""
+    if isinstance(formfield, forms.ModelChoiceField):
+        choices: Any = formfield.choices
+        formfield.choices = list(choices)
+    return formfield
+
+
 def _formset_rows(formsets: Any, formset_class: type[forms.BaseInlineFormSet]) -> list[dict[str, Any]] | None:
     each: Any
     for each in formsets:
@@ -101,6 +110,12 @@ class ApprovalRequirementInline(admin.TabularInline):
 
     def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
         return 2 if obj is None else 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequirement]:
+        return super().get_queryset(request).select_related("group")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return _choices_once(super().formfield_for_foreignkey(db_field, request, **kwargs))
 
 
 @admin.register(ApprovalPolicy)
@@ -180,7 +195,10 @@ class ChecklistTemplateItemInline(admin.StackedInline):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "signer_group":
             kwargs["queryset"] = Group.objects.filter(name__in=services.SIGNER_GROUPS)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return _choices_once(super().formfield_for_foreignkey(db_field, request, **kwargs))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ChecklistTemplateItem]:
+        return super().get_queryset(request).select_related("signer_group")
 
     def _editable(self, obj: ChecklistTemplate | None) -> bool:
         return obj is None or obj.is_editable
@@ -403,6 +421,10 @@ class ChecklistItemInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ChecklistItem]:
+        # Read-only foreign keys are rendered with str(): without this, two queries per item.
+        return super().get_queryset(request).select_related("signer_group", "signed_by")
+
 
 @admin.register(Checklist)
 class ChecklistAdmin(_ReadOnlyMixin, SimpleHistoryAdmin):
@@ -415,6 +437,10 @@ class ChecklistAdmin(_ReadOnlyMixin, SimpleHistoryAdmin):
     search_fields = ["release__title", "release__solution__name"]
     readonly_fields = [field.name for field in Checklist._meta.fields]
     inlines = [ChecklistItemInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Checklist]:
+        # The change page shows the release and template read-only; one query instead of three.
+        return super().get_queryset(request).select_related("release__solution", "template")
 
 
 # --- Work queues: awaiting my approval / my sign-off --------------------------------------------------------------
@@ -435,8 +461,15 @@ class AwaitingMyApprovalAdmin(_ReadOnlyMixin, admin.ModelAdmin):
         return request.user.has_perm("releases.view_release")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        ids = [release.pk for release in selectors.releases_awaiting_approval_by(user=request_actor(request))]
-        return AwaitingMyApproval.objects.filter(pk__in=ids).select_related("solution", "author")
+        # Decided set-based by the selector; what each release still misses travels with its row as an
+        # annotation, so the changelist never computes a policy status per row.
+        waiting = selectors.awaiting_approval_by(user=request_actor(request))
+        missing = [When(pk=release.pk, then=Value(status.describe_missing())) for release, status in waiting]
+        return (
+            AwaitingMyApproval.objects.filter(pk__in=[release.pk for release, _status in waiting])
+            .select_related("solution", "author")
+            .annotate(still_missing_text=Case(*missing, default=Value(""), output_field=CharField()))
+        )
 
     @admin.display(description="Release")
     def release_link(self, obj: AwaitingMyApproval) -> str:
@@ -444,7 +477,7 @@ class AwaitingMyApprovalAdmin(_ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="Still missing")
     def still_missing(self, obj: AwaitingMyApproval) -> str:
-        return selectors.approval_policy_status(release=obj).describe_missing()
+        return str(getattr(obj, "still_missing_text", ""))
 
 
 class SignOffForm(forms.Form):

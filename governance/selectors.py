@@ -3,6 +3,7 @@ writes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from releases.models import Release
 from .models import (
     LIVE_CHECKLIST_STATUSES,
     Approval,
+    ApprovalDecision,
     ApprovalPolicy,
     Checklist,
     ChecklistItem,
@@ -34,11 +36,23 @@ def approval_policy_for_release(release: Release) -> ApprovalPolicy | None:
     emergency policy (of their risk level, or of any)."""
     candidates = ApprovalPolicy.objects.active().with_requirements().filter(is_emergency=release.is_emergency)
     candidates = candidates.filter(Q(solution_id=release.solution_id) | Q(solution__isnull=True))
-    if release.is_emergency:
-        candidates = candidates.filter(Q(risk_level=release.risk_level) | Q(risk_level=""))
-    else:
-        candidates = candidates.filter(risk_level=release.risk_level)
-    # Most specific first: own solution, then an exact risk level.
+    return _policy_matching(release, list(candidates))
+
+
+def _policy_matching(release: Release, policies: list[ApprovalPolicy]) -> ApprovalPolicy | None:
+    """The most specific of ``policies`` (active ones) for the release: own solution first, then an exact risk
+    level. Pure, so a set-based caller can fetch the active policies once for many releases."""
+    candidates = [
+        policy
+        for policy in policies
+        if policy.is_emergency == release.is_emergency
+        and policy.solution_id in (None, release.solution_id)
+        and (
+            policy.risk_level in (release.risk_level, "")
+            if release.is_emergency
+            else policy.risk_level == release.risk_level
+        )
+    ]
     ranked = sorted(candidates, key=lambda p: (p.solution_id is None, p.risk_level == ""))
     return ranked[0] if ranked else None
 
@@ -102,29 +116,47 @@ class PolicyStatus:
 def approval_policy_status(*, release: Release, now: datetime | None = None) -> PolicyStatus:
     """Which requirements of the release's policy are met by valid approvals: undismissed, unexpired and bound to
     the current content hash."""
+    return approval_policy_statuses(releases=[release], now=now)[release.pk]
+
+
+def approval_policy_statuses(*, releases: Sequence[Release], now: datetime | None = None) -> dict[int, PolicyStatus]:
+    """``approval_policy_status`` of many releases in three queries whatever their number: the active policies
+    with their requirements, and the valid approvals of all the releases; the rest is decided in Python."""
     now = now or timezone.now()
-    policy = approval_policy_for_release(release)
-    if policy is None:
-        return PolicyStatus(policy=None, requirements=[], content_hash=release.content_hash)
+    if not releases:
+        return {}
+    hashes = {release.pk: release.content_hash for release in releases}
+    policies = list(ApprovalPolicy.objects.active().with_requirements())
     valid = (
-        Approval.objects.filter(release_id=release.pk)
-        .valid_for(content_hash=release.content_hash, now=now)
+        Approval.objects.filter(release_id__in=[release.pk for release in releases])
+        .live()
+        .filter(decision=ApprovalDecision.APPROVE, expires_at__gt=now, content_hash__in=set(hashes.values()))
         .select_related("approver")
-        .order_by("created_at")
+        .order_by("created_at", "pk")
     )
-    by_group: dict[int, list[str]] = {}
+    approvers: dict[tuple[int, int], list[str]] = {}
     for approval in valid:
-        by_group.setdefault(approval.group_id, []).append(approval.approver.get_username())
-    requirements = [
-        RequirementStatus(
-            group_id=req.group_id,
-            group=req.group.name,
-            minimum_count=req.minimum_count,
-            approvers=by_group.get(req.group_id, []),
+        # Bound to the content the release has now (the hash this caller saw on the release row).
+        if approval.content_hash == hashes[approval.release_id]:
+            approvers.setdefault((approval.release_id, approval.group_id), []).append(approval.approver.get_username())
+    statuses = {}
+    for release in releases:
+        policy = _policy_matching(release, policies)
+        requirements = (
+            [
+                RequirementStatus(
+                    group_id=req.group_id,
+                    group=req.group.name,
+                    minimum_count=req.minimum_count,
+                    approvers=approvers.get((release.pk, req.group_id), []),
+                )
+                for req in policy.requirements.all()
+            ]
+            if policy is not None
+            else []
         )
-        for req in policy.requirements.all()
-    ]
-    return PolicyStatus(policy=policy, requirements=requirements, content_hash=release.content_hash)
+        statuses[release.pk] = PolicyStatus(policy=policy, requirements=requirements, content_hash=release.content_hash)
+    return statuses
 
 
 def checklist_current(*, release: Release, gate: str) -> Checklist | None:
@@ -152,22 +184,28 @@ def _group_ids_of(user: Actor) -> set[int]:
 def releases_awaiting_approval_by(*, user: Actor, now: datetime | None = None) -> list[Release]:
     """Releases in review where ``user`` could still count: a requirement of a group they belong to is not met,
     they have no live decision on it, and they neither authored nor last edited it."""
+    return [release for release, _status in awaiting_approval_by(user=user, now=now)]
+
+
+def awaiting_approval_by(*, user: Actor, now: datetime | None = None) -> list[tuple[Release, PolicyStatus]]:
+    """``releases_awaiting_approval_by`` with each release's policy status, set-based: a handful of queries (the
+    user's groups, the releases, the policies and the valid approvals) whatever the number of releases."""
     now = now or timezone.now()
     group_ids = _group_ids_of(user)
     superuser = bool(getattr(user, "is_superuser", False))
-    candidates = (
+    candidates = list(
         Release.objects.with_related()
         .filter(status=ReleaseStatus.IN_REVIEW)
         .exclude(Q(author_id=user.pk) | Q(last_editor_id=user.pk))
         .exclude(pk__in=Approval.objects.live().filter(approver_id=user.pk).values("release_id"))
-        .order_by("submitted_at")
+        .order_by("submitted_at", "pk")
     )
-    awaiting = []
-    for release in candidates:
-        status = approval_policy_status(release=release, now=now)
-        if any(not req.met and (superuser or req.group_id in group_ids) for req in status.requirements):
-            awaiting.append(release)
-    return awaiting
+    statuses = approval_policy_statuses(releases=candidates, now=now)
+    return [
+        (release, statuses[release.pk])
+        for release in candidates
+        if any(not req.met and (superuser or req.group_id in group_ids) for req in statuses[release.pk].requirements)
+    ]
 
 
 def checklist_items_awaiting_sign_off_by(*, user: Actor) -> list[ChecklistItem]:

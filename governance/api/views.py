@@ -117,10 +117,10 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=False, methods=["get"], url_path="awaiting-me")
     def awaiting_me(self, request: Request) -> Response:
         """Releases in review where your approval would still count, with what their policy misses."""
-        rows = []
-        for release in selectors.releases_awaiting_approval_by(user=request_actor(request)):
-            status_ = selectors.approval_policy_status(release=release)
-            rows.append({"release": release.pk, "title": str(release), **status_.as_dict()})
+        rows = [
+            {"release": release.pk, "title": str(release), **status_.as_dict()}
+            for release, status_ in selectors.awaiting_approval_by(user=request_actor(request))
+        ]
         return Response(rows)
 
 
