@@ -9,6 +9,8 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from governance import demo as governance_demo
+from governance.models import ChecklistGate
 from governance.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from releases import services
 from releases.choices import Audience, ReleaseStatus, RiskLevel
@@ -85,14 +87,24 @@ class Command(BaseCommand):
                     stages=STAGES,
                     **extra,
                 )
-                advance_release(
+                program_managers = [users["pm"], users["pm2"]]
+                reviewers = [users["reviewer"], users["reviewer2"]]
+                release = advance_release(
                     release,
                     target,
-                    program_managers=[users["pm"], users["pm2"]],
-                    reviewers=[users["reviewer"], users["reviewer2"]],
+                    program_managers=program_managers,
+                    reviewers=reviewers,
                     oncall=users["oncall"],
                     stop_after_stage=2 if target == ReleaseStatus.ROLLING_OUT else None,
                 )
+                if release.status == ReleaseStatus.APPROVED:
+                    # Ready for the demo's "Start rollout": the rollout checklist is signed by the reviewers,
+                    # program managers and on-call (never by the release's author), so `pm` only presses the button.
+                    governance_demo.sign_checklist(
+                        release=release,
+                        gate=ChecklistGate.ROLLOUT,
+                        people=[*reviewers, *program_managers, users["oncall"]],
+                    )
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {Release.objects.count()} releases."))
 
     def _users(self) -> dict[str, User]:

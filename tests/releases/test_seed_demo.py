@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from governance.models import Checklist, ChecklistItem
+from releases.management.commands.seed_demo import RELEASES
+from releases.models import Release
+
+pytestmark = pytest.mark.django_db
+
+APPROVED_TITLE = "Clarify reserve holds for new sellers"
+
+
+def test_seed_demo_leaves_each_release_in_its_state_and_is_idempotent():
+    call_command("seed_demo", stdout=StringIO())
+    expected = {title: status for _key, title, _risk, status, _extra in RELEASES}
+    assert dict(Release.objects.values_list("title", "status")) == expected
+
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "already exist" in out.getvalue()
+    assert Release.objects.count() == len(RELEASES)
+
+
+def test_pm_can_start_the_rollout_of_the_seeded_approved_release():
+    call_command("seed_demo", stdout=StringIO())
+    release = Release.objects.get(title=APPROVED_TITLE)
+    assert (release.status, release.author.username) == ("approved", "author2")
+    rollout = Checklist.objects.current().get(release=release, gate="rollout")
+    assert rollout.status == "complete"
+    signers = set(ChecklistItem.objects.filter(checklist=rollout).values_list("signed_by__username", flat=True))
+    assert signers and signers <= {"reviewer", "reviewer2", "pm", "pm2", "oncall"}
+
+    client = Client()
+    client.force_login(User.objects.get(username="pm"))
+    response = client.post(
+        reverse("admin:releases_release_transition", args=[release.pk, "start_rollout"]), {"reason": ""}
+    )
+    assert response.status_code == 302
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert not any("refused" in m for m in messages), messages
+    release.refresh_from_db()
+    assert release.status == "rolling_out"
+    assert release.history.first().history_user.username == "pm"
