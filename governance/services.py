@@ -16,7 +16,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
 from django.core.mail import mail_admins
 from django.db import transaction
 from django.utils import timezone
@@ -33,6 +32,7 @@ from releases.errors import (
     StaleContentHash,
 )
 from releases.models import AutomationSolution, Release
+from releases.service_support import record_actor, reject_unknown_fields, require_permission, validate_model
 
 from .models import (
     Approval,
@@ -69,18 +69,6 @@ RETRO_REVIEW_DUE = timedelta(hours=72)
 SIGNER_GROUPS = (REVIEWERS, PROGRAM_MANAGERS, ON_CALL)
 
 
-def _set_history(instance: Any, actor: User | None, reason: str) -> None:
-    instance._history_user = actor
-    instance._change_reason = reason[:100] if reason else None
-
-
-def _full_clean(instance: Any, exclude: Sequence[str] = ()) -> None:
-    try:
-        instance.full_clean(exclude=list(exclude))
-    except ValidationError as exc:
-        raise DomainValidationError(exc.message_dict) from exc
-
-
 def _lock_release(release_id: int) -> Release:
     return Release.objects.select_for_update(of=("self",)).select_related("solution").get(pk=release_id)
 
@@ -94,11 +82,6 @@ def user_in_group(*, user: User, group: Group) -> bool:
     if getattr(user, "is_superuser", False):
         return True
     return user.groups.filter(pk=group.pk).exists()  # type: ignore[attr-defined]
-
-
-def _require_perm(actor: User | None, permission: str, action: str) -> None:
-    if actor is None or not actor.has_perm(permission):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied(f"Your role does not allow you to {action}.")
 
 
 def _resolve_group(group: Group | str | int, field: str = "group") -> Group:
@@ -187,8 +170,8 @@ def approval_record(
         created_at=now,
         expires_at=now + timedelta(days=policy.validity_days),
     )
-    _full_clean(approval)
-    _set_history(approval, approver, f"Decision: {decision}")
+    validate_model(approval)
+    record_actor(approval, approver, f"Decision: {decision}")
     approval.save()
     audit_record(
         actor=approver,
@@ -237,7 +220,7 @@ def _approve_if_ready(*, release: Release, actor: User, now: datetime) -> None:
 def _approval_dismiss(approval: Approval, *, actor: User | None, reason: str, now: datetime, audit_action: str) -> None:
     approval.dismissed_at = now
     approval.dismiss_reason = reason
-    _set_history(approval, actor, reason)
+    record_actor(approval, actor, reason)
     approval.save(update_fields=["dismissed_at", "dismiss_reason"])
     audit_record(
         actor=actor,
@@ -313,8 +296,8 @@ def checklist_instantiate(
         created_at=timezone.now(),
         due_at=due_at,
     )
-    _full_clean(checklist)
-    _set_history(checklist, actor, f"Entered {gate} gate")
+    validate_model(checklist)
+    record_actor(checklist, actor, f"Entered {gate} gate")
     checklist.save()
     for template_item in template.items.all():
         item = ChecklistItem(
@@ -326,7 +309,7 @@ def checklist_instantiate(
             evidence_required=template_item.evidence_required,
             signer_group_id=template_item.signer_group_id,
         )
-        _set_history(item, actor, "Copied from template")
+        record_actor(item, actor, "Copied from template")
         item.save()
     audit_record(
         actor=actor,
@@ -375,7 +358,7 @@ def checklist_freeze(*, release: Release, gate: str, actor: User | None) -> None
         return
     checklist.status = ChecklistStatus.PASSED
     checklist.frozen_at = timezone.now()
-    _set_history(checklist, actor, "Gate passed")
+    record_actor(checklist, actor, "Gate passed")
     checklist.save(update_fields=["status", "frozen_at"])
     audit_record(actor=actor, action="checklist.frozen", obj=checklist, release_id=release.pk, data={"gate": gate})
 
@@ -388,7 +371,7 @@ def checklist_supersede(*, release: Release, gate: str, actor: User | None, reas
         return
     checklist.status = ChecklistStatus.SUPERSEDED
     checklist.superseded_reason = reason
-    _set_history(checklist, actor, reason)
+    record_actor(checklist, actor, reason)
     checklist.save(update_fields=["status", "superseded_reason"])
     audit_record(
         actor=actor,
@@ -439,8 +422,8 @@ def checklist_item_sign_off(
     locked.signed_at = now
     locked.evidence_url = evidence_url
     locked.note = (note or "").strip()
-    _full_clean(locked)
-    _set_history(locked, actor, "Signed off")
+    validate_model(locked)
+    record_actor(locked, actor, "Signed off")
     locked.save()
     audit_record(
         actor=actor,
@@ -467,8 +450,8 @@ def checklist_item_mark_na(*, item: ChecklistItem, actor: User, justification: s
     locked.signed_by = actor  # type: ignore[assignment]
     locked.signed_at = now
     locked.na_justification = justification
-    _full_clean(locked)
-    _set_history(locked, actor, "Marked N/A")
+    validate_model(locked)
+    record_actor(locked, actor, "Marked N/A")
     locked.save()
     audit_record(
         actor=actor,
@@ -487,7 +470,7 @@ def _after_item_resolved(*, checklist: Checklist, release: Release, actor: User,
         return
     checklist.status = ChecklistStatus.COMPLETE
     checklist.completed_at = now
-    _set_history(checklist, actor, "All items resolved")
+    record_actor(checklist, actor, "All items resolved")
     checklist.save(update_fields=["status", "completed_at"])
     audit_record(
         actor=actor, action="checklist.completed", obj=checklist, release_id=release.pk, data={"gate": checklist.gate}
@@ -524,7 +507,7 @@ def retro_reviews_escalate(*, now: datetime | None = None) -> int:
             if checklist is None:
                 continue
             checklist.escalated_at = now
-            _set_history(checklist, None, "Retro-review overdue")
+            record_actor(checklist, None, "Retro-review overdue")
             checklist.save(update_fields=["escalated_at"])
             pending = ChecklistItem.objects.filter(checklist=checklist, state=ChecklistItemState.PENDING).count()
             assert checklist.due_at is not None
@@ -574,7 +557,7 @@ def _write_template_items(template: ChecklistTemplate, items: Sequence[TemplateI
     if problems:
         raise DomainValidationError({"items": problems})
     for old in template.items.all():
-        _set_history(old, actor, "Draft items replaced")
+        record_actor(old, actor, "Draft items replaced")
         old.delete()
     for position, spec in enumerate(items, start=1):
         item = ChecklistTemplateItem(
@@ -586,8 +569,8 @@ def _write_template_items(template: ChecklistTemplate, items: Sequence[TemplateI
             evidence_required=spec.evidence_required,
             signer_group=groups[spec.signer_group],
         )
-        _full_clean(item, exclude=["template"])
-        _set_history(item, actor, "Template item")
+        validate_model(item, exclude=["template"])
+        record_actor(item, actor, "Template item")
         item.save()
 
 
@@ -602,7 +585,7 @@ def checklist_template_create(
     items: Sequence[TemplateItemSpec],
 ) -> ChecklistTemplate:
     """A new draft version of the gate's checklist for the risk level (activate it to use it)."""
-    _require_perm(actor, "governance.add_checklisttemplate", "create checklist templates")
+    require_permission(actor, "governance.add_checklisttemplate", "create checklist templates")
     last = ChecklistTemplate.objects.filter(gate=gate, risk_level=risk_level).order_by("-version").first()
     template = ChecklistTemplate(
         gate=gate,
@@ -613,8 +596,8 @@ def checklist_template_create(
         status=TemplateStatus.DRAFT,
         created_by=actor,
     )
-    _full_clean(template)
-    _set_history(template, actor, "Draft created")
+    validate_model(template)
+    record_actor(template, actor, "Draft created")
     template.save()
     _write_template_items(template, items, actor)
     audit_record(
@@ -636,7 +619,7 @@ def checklist_template_update(
     items: Sequence[TemplateItemSpec] | None = None,
 ) -> ChecklistTemplate:
     """Edit a draft. Active and retired versions are immutable: make a new version instead."""
-    _require_perm(actor, "governance.change_checklisttemplate", "edit checklist templates")
+    require_permission(actor, "governance.change_checklisttemplate", "edit checklist templates")
     template = ChecklistTemplate.objects.select_for_update().get(pk=template.pk)
     if not template.is_editable:
         raise GuardFailed(
@@ -648,8 +631,8 @@ def checklist_template_update(
         template.name = name
     if description is not None:
         template.description = description
-    _full_clean(template)
-    _set_history(template, actor, "Draft edited")
+    validate_model(template)
+    record_actor(template, actor, "Draft edited")
     template.save()
     if items is not None:
         _write_template_items(template, items, actor)
@@ -684,7 +667,7 @@ def checklist_template_new_version(*, template: ChecklistTemplate, actor: User) 
 def checklist_template_activate(*, template: ChecklistTemplate, actor: User) -> ChecklistTemplate:
     """Make a draft the active version; the previously active one retires. Checklists already instantiated keep
     their copy."""
-    _require_perm(actor, "governance.change_checklisttemplate", "activate checklist templates")
+    require_permission(actor, "governance.change_checklisttemplate", "activate checklist templates")
     template = ChecklistTemplate.objects.select_for_update().get(pk=template.pk)
     if template.status != TemplateStatus.DRAFT:
         raise GuardFailed(f"Only a draft can be activated; this version is {template.status}.", code="not_draft")
@@ -697,11 +680,11 @@ def checklist_template_activate(*, template: ChecklistTemplate, actor: User) -> 
     )
     if previous is not None:
         previous.status = TemplateStatus.RETIRED
-        _set_history(previous, actor, f"Replaced by version {template.version}")
+        record_actor(previous, actor, f"Replaced by version {template.version}")
         previous.save(update_fields=["status"])
     template.status = TemplateStatus.ACTIVE
     template.activated_at = timezone.now()
-    _set_history(template, actor, "Activated")
+    record_actor(template, actor, "Activated")
     template.save(update_fields=["status", "activated_at"])
     audit_record(
         actor=actor,
@@ -740,10 +723,10 @@ def _write_requirements(policy: ApprovalPolicy, requirements: Sequence[Requireme
     for spec in requirements:
         req = existing.pop(spec.group, None) or ApprovalRequirement(policy=policy, group=groups[spec.group])
         req.minimum_count = spec.minimum_count
-        _set_history(req, actor, "Requirement set")
+        record_actor(req, actor, "Requirement set")
         req.save()
     for leftover in existing.values():
-        _set_history(leftover, actor, "Requirement removed")
+        record_actor(leftover, actor, "Requirement removed")
         leftover.delete()
 
 
@@ -771,7 +754,7 @@ def approval_policy_create(
     description: str = "",
     is_active: bool = True,
 ) -> ApprovalPolicy:
-    _require_perm(actor, "governance.add_approvalpolicy", "create approval policies")
+    require_permission(actor, "governance.add_approvalpolicy", "create approval policies")
     policy = ApprovalPolicy(
         name=name,
         risk_level=risk_level,
@@ -781,8 +764,8 @@ def approval_policy_create(
         description=description,
         is_active=is_active,
     )
-    _full_clean(policy)
-    _set_history(policy, actor, "Created")
+    validate_model(policy)
+    record_actor(policy, actor, "Created")
     policy.save()
     _write_requirements(policy, requirements, actor)
     audit_record(actor=actor, action="approval_policy.created", obj=policy, data=_policy_audit_data(policy))
@@ -798,16 +781,14 @@ def approval_policy_update(
     **fields: Any,
 ) -> ApprovalPolicy:
     """Edit a policy; it applies at once to releases still collecting approvals."""
-    _require_perm(actor, "governance.change_approvalpolicy", "edit approval policies")
+    require_permission(actor, "governance.change_approvalpolicy", "edit approval policies")
     allowed = {"name", "description", "risk_level", "is_emergency", "solution", "validity_days", "is_active"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise DomainValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
+    reject_unknown_fields(fields, allowed)
     policy = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
     for field_name, value in fields.items():
         setattr(policy, field_name, value)
-    _full_clean(policy)
-    _set_history(policy, actor, "Edited")
+    validate_model(policy)
+    record_actor(policy, actor, "Edited")
     policy.save()
     if requirements is not None:
         _write_requirements(policy, requirements, actor)
@@ -828,12 +809,12 @@ def freeze_window_create(
     reason: str,
     markets: Sequence[str] = (),
 ) -> FreezeWindow:
-    _require_perm(actor, "governance.add_freezewindow", "create freeze windows")
+    require_permission(actor, "governance.add_freezewindow", "create freeze windows")
     window = FreezeWindow(
         name=name, starts_at=starts_at, ends_at=ends_at, reason=reason, markets=list(markets), created_by=actor
     )
     _validate_window(window)
-    _set_history(window, actor, "Created")
+    record_actor(window, actor, "Created")
     window.save()
     audit_record(actor=actor, action="freeze_window.created", obj=window, reason=reason, data=_window_data(window))
     return window
@@ -841,18 +822,16 @@ def freeze_window_create(
 
 @transaction.atomic
 def freeze_window_update(*, window: FreezeWindow, actor: User, **fields: Any) -> FreezeWindow:
-    _require_perm(actor, "governance.change_freezewindow", "edit freeze windows")
+    require_permission(actor, "governance.change_freezewindow", "edit freeze windows")
     allowed = {"name", "starts_at", "ends_at", "reason", "markets"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise DomainValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
+    reject_unknown_fields(fields, allowed)
     window = FreezeWindow.objects.select_for_update().get(pk=window.pk)
     if window.cancelled_at is not None:
         raise GuardFailed("This freeze window was cancelled.", code="freeze_window_cancelled")
     for field_name, value in fields.items():
         setattr(window, field_name, list(value) if field_name == "markets" else value)
     _validate_window(window)
-    _set_history(window, actor, "Edited")
+    record_actor(window, actor, "Edited")
     window.save()
     audit_record(actor=actor, action="freeze_window.updated", obj=window, data=_window_data(window))
     return window
@@ -861,7 +840,7 @@ def freeze_window_update(*, window: FreezeWindow, actor: User, **fields: Any) ->
 @transaction.atomic
 def freeze_window_cancel(*, window: FreezeWindow, actor: User, reason: str) -> FreezeWindow:
     """Lift a freeze early; the row stays, with the time it was cancelled."""
-    _require_perm(actor, "governance.change_freezewindow", "cancel freeze windows")
+    require_permission(actor, "governance.change_freezewindow", "cancel freeze windows")
     reason = (reason or "").strip()
     if not reason:
         raise DomainValidationError({"reason": ["Say why the freeze is lifted."]})
@@ -869,14 +848,14 @@ def freeze_window_cancel(*, window: FreezeWindow, actor: User, reason: str) -> F
     if window.cancelled_at is not None:
         raise GuardFailed("This freeze window was already cancelled.", code="freeze_window_cancelled")
     window.cancelled_at = timezone.now()
-    _set_history(window, actor, reason)
+    record_actor(window, actor, reason)
     window.save(update_fields=["cancelled_at"])
     audit_record(actor=actor, action="freeze_window.cancelled", obj=window, reason=reason, data=_window_data(window))
     return window
 
 
 def _validate_window(window: FreezeWindow) -> None:
-    _full_clean(window, exclude=["created_by"])
+    validate_model(window, exclude=["created_by"])
     if window.ends_at <= window.starts_at:
         raise DomainValidationError({"ends_at": ["The freeze must end after it starts."]})
 

@@ -16,6 +16,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from releases.actors import request_actor
 from releases.admin import ServiceBackedAdminMixin
 from releases.errors import DomainError
+from releases.service_support import record_actor
 
 from . import selectors, services
 from .choices import IncidentStatus, Resolution
@@ -353,8 +354,7 @@ class NotificationEndpointAdmin(SimpleHistoryAdmin):
         return False  # deactivate instead: deliveries keep pointing at it
 
     def save_model(self, request: HttpRequest, obj: NotificationEndpoint, form: Any, change: bool) -> None:
-        obj._history_user = request_actor(request)  # type: ignore[attr-defined]
-        obj._change_reason = "Changed in the admin" if change else "Created in the admin"  # type: ignore[attr-defined]
+        record_actor(obj, request_actor(request), "Changed in the admin" if change else "Created in the admin")
         super().save_model(request, obj, form, change)
 
 

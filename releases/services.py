@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -31,6 +30,7 @@ from .errors import (
     SeparationOfDuties,
 )
 from .models import AutomationSolution, Release, RolloutStage
+from .service_support import record_actor, reject_unknown_fields, require_permission, validate_model
 from .state_machine import (
     APPROVE,
     BEGIN_VERIFICATION,
@@ -73,23 +73,6 @@ class StageSpec:
     min_sample_size: int = 0
 
 
-def _set_history(instance: Any, actor: Actor | None, reason: str) -> None:
-    instance._history_user = actor
-    instance._change_reason = reason[:100] if reason else None
-
-
-def _full_clean(instance: Any, exclude: Sequence[str] = ()) -> None:
-    try:
-        instance.full_clean(exclude=list(exclude))
-    except ValidationError as exc:
-        raise DomainValidationError(exc.message_dict) from exc
-
-
-def _require_perm(actor: Actor | None, permission: str, action: str) -> None:
-    if actor is None or not actor.has_perm(permission):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied(f"Your role does not allow you to {action}.")
-
-
 # --- Solutions ----------------------------------------------------------------------------------------------
 
 
@@ -103,10 +86,10 @@ def solution_create(
     description: str = "",
     owner: Actor | None = None,
 ) -> AutomationSolution:
-    _require_perm(actor, "releases.add_automationsolution", "create solutions")
+    require_permission(actor, "releases.add_automationsolution", "create solutions")
     solution = AutomationSolution(key=key, name=name, audience=audience, description=description, owner=owner)
-    _full_clean(solution)
-    _set_history(solution, actor, "Created")
+    validate_model(solution)
+    record_actor(solution, actor, "Created")
     solution.save()
     audit_record(actor=actor, action="solution.created", obj=solution, data={"key": key, "name": name})
     return solution
@@ -114,11 +97,9 @@ def solution_create(
 
 @transaction.atomic
 def solution_update(*, solution: AutomationSolution, actor: Actor, **fields: Any) -> AutomationSolution:
-    _require_perm(actor, "releases.change_automationsolution", "edit solutions")
+    require_permission(actor, "releases.change_automationsolution", "edit solutions")
     allowed = {"name", "description", "audience", "owner", "is_active"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise DomainValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
+    reject_unknown_fields(fields, allowed)
     solution = AutomationSolution.objects.select_for_update().get(pk=solution.pk)
     changed = {}
     for field, value in fields.items():
@@ -127,8 +108,8 @@ def solution_update(*, solution: AutomationSolution, actor: Actor, **fields: Any
             setattr(solution, field, value)
     if not changed:
         return solution
-    _full_clean(solution)
-    _set_history(solution, actor, "Edited")
+    validate_model(solution)
+    record_actor(solution, actor, "Edited")
     solution.save()
     audit_record(actor=actor, action="solution.updated", obj=solution, data={"changed": changed})
     return solution
@@ -173,12 +154,12 @@ def _write_stages(release: Release, stages: Sequence[StageSpec], actor: Actor, r
         stage.markets = list(spec.markets)
         stage.min_hold = spec.min_hold
         stage.min_sample_size = spec.min_sample_size
-        _full_clean(stage, exclude=["release"])
-        _set_history(stage, actor, reason)
+        validate_model(stage, exclude=["release"])
+        record_actor(stage, actor, reason)
         stage.save()
     for leftover in existing.values():
         # Only a draft's plan shrinks; the historical row keeps what the stage was.
-        _set_history(leftover, actor, reason)
+        record_actor(leftover, actor, reason)
         leftover.delete()
 
 
@@ -191,10 +172,8 @@ def release_create(
     stages: Sequence[StageSpec] = (),
     **fields: Any,
 ) -> Release:
-    _require_perm(actor, "releases.add_release", "create releases")
-    unknown = set(fields) - set(RELEASE_EDITABLE_FIELDS)
-    if unknown:
-        raise DomainValidationError({field: ["Unknown release field."] for field in sorted(unknown)})
+    require_permission(actor, "releases.add_release", "create releases")
+    reject_unknown_fields(fields, RELEASE_EDITABLE_FIELDS)
     # Lock the solution so two releases created at once get distinct version numbers.
     solution = AutomationSolution.objects.select_for_update().get(pk=solution.pk)
     if not solution.is_active:
@@ -205,12 +184,12 @@ def release_create(
     if problems:
         raise DomainValidationError(problems)
     release.content_hash = release.compute_content_hash(stages=[])
-    _full_clean(release, exclude=["content_hash", "version"])
-    _set_history(release, actor, "Created")
+    validate_model(release, exclude=["content_hash", "version"])
+    record_actor(release, actor, "Created")
     release.save()
     _write_stages(release, stages, actor, "Created")
     release.content_hash = release.compute_content_hash()
-    _set_history(release, actor, "Created")
+    record_actor(release, actor, "Created")
     release.save(update_fields=["content_hash"])
     audit_record(
         actor=actor,
@@ -234,10 +213,8 @@ def release_update(
 ) -> Release:
     """Edit a draft. Any material change (content or stages) changes ``content_hash`` and dismisses
     approvals through the ``content_changed`` effects; the actor becomes the last editor."""
-    _require_perm(actor, "releases.change_release", "edit releases")
-    unknown = set(fields) - set(RELEASE_EDITABLE_FIELDS)
-    if unknown:
-        raise DomainValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
+    require_permission(actor, "releases.change_release", "edit releases")
+    reject_unknown_fields(fields, RELEASE_EDITABLE_FIELDS)
     release = Release.objects.select_for_update().get(pk=release.pk)
     if release.status not in EDITABLE_STATES:
         raise ContentFrozen(
@@ -250,13 +227,13 @@ def release_update(
     problems = validate_stage_plan(markets=release.markets or [], stages=stage_specs, complete=False)
     if problems:
         raise DomainValidationError(problems)
-    _full_clean(release, exclude=["content_hash", "version"])
+    validate_model(release, exclude=["content_hash", "version"])
     old_hash = release.content_hash
     if stages is not None:
         _write_stages(release, stages, actor, "Edited")
     release.content_hash = release.compute_content_hash()
     release.last_editor = actor
-    _set_history(release, actor, "Edited")
+    record_actor(release, actor, "Edited")
     release.save()
     changed_content = release.content_hash != old_hash
     audit_record(
@@ -367,7 +344,7 @@ def _transition(
         if mutate is not None:
             mutate(locked, context)
         locked.status = context.to_state
-        _set_history(locked, actor, reason or transition.label)
+        record_actor(locked, actor, reason or transition.label)
         locked.save()
         audit_record(
             actor=actor,
@@ -476,7 +453,7 @@ def release_start_rollout(*, release: Release, actor: Actor, reason: str = "", o
 
 def _start_stage(release: Release, stage: RolloutStage, context: hooks.TransitionContext) -> None:
     stage.started_at = context.now
-    _set_history(stage, context.actor, f"Stage started: {context.event}")
+    record_actor(stage, context.actor, f"Stage started: {context.event}")
     stage.save(update_fields=["started_at"])
     release.current_stage = stage
     release.stage_started_at = context.now
@@ -512,7 +489,7 @@ def release_promote(*, release: Release, actor: Actor | None, reason: str = "", 
         current = locked.current_stage
         if current is not None:
             current.completed_at = context.now
-            _set_history(current, context.actor, "Stage completed")
+            record_actor(current, context.actor, "Stage completed")
             current.save(update_fields=["completed_at"])
             context.audit_data["completed_stage"] = current.position
         following = [stage for stage in stages if current is None or stage.position > current.position]

@@ -156,10 +156,12 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(CELERY_FILESYSTEM_DIR / "out"),
         "data_folder_out": str(CELERY_FILESYSTEM_DIR / "out"),
         "processed_folder": str(CELERY_FILESYSTEM_DIR / "processed"),
+        # Broadcast (pidbox) exchanges; kombu otherwise writes them to ./control in the working directory.
+        "control_folder": str(CELERY_FILESYSTEM_DIR / "control"),
         "store_processed": False,
     }
     # Every process that publishes (web, worker, beat) needs the folders before its first message.
-    for _folder in ("out", "processed"):
+    for _folder in ("out", "processed", "control"):
         (CELERY_FILESYSTEM_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Redis: a task not acknowledged within this many seconds (its worker died, or it is still running) is

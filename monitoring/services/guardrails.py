@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from releases.actors import Actor
 from releases.errors import DomainPermissionDenied, DomainValidationError
+from releases.service_support import record_actor, validate_model
 
 from ..models import Guardrail
 
@@ -34,12 +34,8 @@ EDITABLE_FIELDS = (
 
 
 def _save(guardrail: Guardrail, actor: Actor | None, reason: str) -> Guardrail:
-    try:
-        guardrail.full_clean()
-    except ValidationError as exc:
-        raise DomainValidationError(exc.message_dict) from exc
-    guardrail._history_user = actor  # type: ignore[attr-defined]
-    guardrail._change_reason = reason  # type: ignore[attr-defined]
+    validate_model(guardrail)
+    record_actor(guardrail, actor, reason)
     guardrail.save()
     return guardrail
 

@@ -15,17 +15,13 @@ from django.utils import timezone
 from governance.audit import audit_record
 from releases.actors import Actor
 from releases.errors import DomainPermissionDenied, DomainValidationError, IllegalTransition
+from releases.service_support import record_actor
 
 from ..choices import ACK_DEADLINES, NOTIFYING_EVENTS, IncidentEventKind, IncidentStatus, Resolution
 from ..models import Evaluation, Guardrail, Incident, IncidentEvent, incident_dedup_key
 from .notifications import outbox_write_for_event
 
 TRIAGE_PERMISSION = "monitoring.triage_incident"
-
-
-def _set_history(instance: Any, actor: Actor | None, reason: str) -> None:
-    instance._history_user = actor
-    instance._change_reason = reason[:100] if reason else None
 
 
 def _require_triage(actor: Actor | None, action: str) -> None:
@@ -102,7 +98,7 @@ def incident_trigger(
             last_triggered_at=now,
             previous_incident=previous,
         )
-        _set_history(incident, None, "Opened by a failing guardrail")
+        record_actor(incident, None, "Opened by a failing guardrail")
         try:
             with transaction.atomic():
                 incident.save()
@@ -122,7 +118,7 @@ def incident_trigger(
             return incident, True
     existing.trigger_count += 1
     existing.last_triggered_at = now
-    _set_history(existing, None, "Retriggered")
+    record_actor(existing, None, "Retriggered")
     existing.save(update_fields=["trigger_count", "last_triggered_at"])
     incident_event_add(
         incident=existing,
@@ -162,7 +158,7 @@ def incident_acknowledge(*, incident: Incident, actor: Actor) -> Incident:
     locked.acknowledged_at = now
     if locked.assignee_id is None:
         locked.assignee = actor  # type: ignore[assignment]
-    _set_history(locked, actor, "Acknowledged")
+    record_actor(locked, actor, "Acknowledged")
     locked.save()
     incident_event_add(incident=locked, kind=IncidentEventKind.ACKNOWLEDGED, actor=actor, now=now)
     _audit(locked, actor, "acknowledge", IncidentStatus.TRIGGERED, "")
@@ -178,7 +174,7 @@ def incident_assign(*, incident: Incident, actor: Actor, assignee: Actor) -> Inc
     if not locked.is_open:
         raise IllegalTransition("A resolved incident cannot be reassigned.", extra={"status": locked.status})
     locked.assignee = assignee  # type: ignore[assignment]
-    _set_history(locked, actor, f"Assigned to {assignee.get_username()}")
+    record_actor(locked, actor, f"Assigned to {assignee.get_username()}")
     locked.save(update_fields=["assignee"])
     incident_event_add(
         incident=locked,
@@ -215,7 +211,7 @@ def incident_mitigate(*, incident: Incident, actor: Actor, note: str) -> Inciden
     locked.status = IncidentStatus.MITIGATED
     locked.mitigated_at = now
     locked.acknowledged_at = locked.acknowledged_at or now
-    _set_history(locked, actor, "Mitigated")
+    record_actor(locked, actor, "Mitigated")
     locked.save()
     incident_event_add(incident=locked, kind=IncidentEventKind.MITIGATED, actor=actor, message=note, now=now)
     _audit(locked, actor, "mitigate", from_state, note)
@@ -241,7 +237,7 @@ def incident_resolve(
     locked.resolved_at = now
     locked.resolution = resolution
     locked.resolution_note = (note or "").strip()
-    _set_history(locked, actor, f"Resolved: {resolution}")
+    record_actor(locked, actor, f"Resolved: {resolution}")
     locked.save()
     incident_event_add(
         incident=locked,
@@ -264,7 +260,7 @@ def incident_escalate(*, incident: Incident, now: datetime) -> bool:
     if locked.status != IncidentStatus.TRIGGERED or locked.escalated_at is not None or now < deadline:
         return False
     locked.escalated_at = now
-    _set_history(locked, None, "Escalated: not acknowledged in time")
+    record_actor(locked, None, "Escalated: not acknowledged in time")
     locked.save(update_fields=["escalated_at"])
     incident_event_add(
         incident=locked,
