@@ -9,7 +9,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import construct_change_message
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -19,7 +22,7 @@ from releases.errors import DomainError
 from releases.service_support import record_actor
 
 from . import selectors, services
-from .choices import IncidentStatus, Resolution
+from .choices import MANUAL_RESOLUTIONS, IncidentStatus, Resolution, Severity
 from .models import (
     Evaluation,
     Guardrail,
@@ -153,6 +156,26 @@ class UnacknowledgedFilter(admin.SimpleListFilter):
         return queryset
 
 
+TRIAGE_LABELS = {
+    "acknowledge": "Acknowledge",
+    "assign_to_me": "Assign to me",
+    "mitigate": "Mitigate",
+    "resolve": "Resolve",
+}
+INCIDENT_STATUS_COLOURS: dict[str, str] = {
+    IncidentStatus.TRIGGERED: "#dc3545",
+    IncidentStatus.ACKNOWLEDGED: "#fd7e14",
+    IncidentStatus.MITIGATED: "#0d6efd",
+    IncidentStatus.RESOLVED: "#198754",
+}
+SEVERITY_COLOURS: dict[str, str] = {
+    Severity.SEV1: "#842029",
+    Severity.SEV2: "#dc3545",
+    Severity.SEV3: "#fd7e14",
+    Severity.SEV4: "#6c757d",
+}
+
+
 class IncidentEventInline(admin.TabularInline):
     model = IncidentEvent
     fields = ["created_at", "kind", "actor", "message", "evaluation"]
@@ -181,6 +204,7 @@ class IncidentAdminForm(forms.ModelForm):
 @admin.register(Incident)
 class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     form = IncidentAdminForm
+    change_form_template = "admin/monitoring/incident/change_form.html"
     list_display = [
         "id",
         "title",
@@ -223,11 +247,11 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     fieldsets = [
         ("Incident", {"fields": ["title", "status", "severity", "release", "guardrail", "market", "dedup_key"]}),
         (
-            "Triage",
+            "Assignee and comments",
             {
                 "fields": ["assignee", "comment"],
-                "description": "Acknowledge, assign and resolve from the incident list's actions; the assignee "
-                "and a comment can be set here.",
+                "description": "Acknowledge, mitigate and resolve with the Triage buttons at the top of the page; "
+                "hand the incident to someone else or add a comment to the timeline here.",
             },
         ),
         (
@@ -249,6 +273,10 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         ),
         ("Evaluations that fired it", {"fields": ["fired_by"]}),
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Incident]:
+        # The change page shows the release (with its solution), the guardrail and the assignee.
+        return super().get_queryset(request).select_related("release__solution", "guardrail", "assignee")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # incidents are opened by guardrails
@@ -298,6 +326,82 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
 
     def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
         return construct_change_message(form, [], add)  # the read-only timeline inline saved nothing
+
+    # --- Triage buttons (the panel at the top of the change page) ------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<int:object_id>/triage/<str:action>/",
+                self.admin_site.admin_view(self.triage_view),
+                name="monitoring_incident_triage",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        incident = self.get_object(request, object_id)
+        if incident is not None:
+            extra_context["triage"] = self.triage_context(request, incident)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def triage_context(self, request: HttpRequest, incident: Incident) -> dict[str, Any]:
+        now = timezone.now()
+        deadline = incident.ack_deadline
+        return {
+            "actions": selectors.incident_triage_actions(incident=incident, user=request.user),
+            "may_triage": request.user.has_perm(services.incidents.TRIAGE_PERMISSION),
+            "status_colour": INCIDENT_STATUS_COLOURS.get(incident.status, "#333"),
+            "severity_colour": SEVERITY_COLOURS.get(incident.severity, "#333"),
+            "ack_deadline": deadline,
+            "ack_overdue": incident.status == IncidentStatus.TRIGGERED and now >= deadline,
+            "resolutions": MANUAL_RESOLUTIONS,
+        }
+
+    def triage_view(self, request: HttpRequest, object_id: int, action: str) -> HttpResponse:
+        incident = get_object_or_404(Incident, pk=object_id)
+        change_url = reverse("admin:monitoring_incident_change", args=[incident.pk])
+        if not self.has_view_permission(request, incident):
+            self.message_user(request, "You cannot see this incident.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:index"))
+        if request.method != "POST" or action not in TRIAGE_LABELS:
+            return HttpResponseRedirect(change_url)
+        label = TRIAGE_LABELS[action]
+        if not request.user.has_perm(services.incidents.TRIAGE_PERMISSION):
+            self.message_user(
+                request, f"{label} refused: your role does not allow you to triage incidents.", messages.ERROR
+            )
+            return HttpResponseRedirect(change_url)
+        actor = request_actor(request)
+        note = request.POST.get("note", "")
+        try:
+            if action == "acknowledge":
+                updated = services.incident_acknowledge(incident=incident, actor=actor)
+            elif action == "assign_to_me":
+                updated = services.incident_assign(incident=incident, actor=actor, assignee=actor)
+            elif action == "mitigate":
+                updated = services.incident_mitigate(incident=incident, actor=actor, note=note)
+            else:
+                resolution = request.POST.get("resolution", "")
+                if resolution not in dict(MANUAL_RESOLUTIONS):
+                    # "auto_recovered" is the system's to give; the service would accept it without a note.
+                    choices = ", ".join(str(name) for _, name in MANUAL_RESOLUTIONS)
+                    self.message_user(request, f"{label} refused: pick a resolution ({choices}).", messages.ERROR)
+                    return HttpResponseRedirect(change_url)
+                updated = services.incident_resolve(incident=incident, actor=actor, resolution=resolution, note=note)
+        except DomainError as exc:
+            self.message_user(request, f"{label} refused: {exc.detail}", messages.ERROR)
+        else:
+            assignee = updated.assignee.get_username() if updated.assignee else "nobody"
+            self.message_user(
+                request,
+                f"{label}: incident #{updated.pk} is {updated.get_status_display().lower()}, assigned to {assignee}.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(change_url)
 
     def _run(self, request: HttpRequest, queryset: QuerySet[Incident], label: str, call: Any) -> None:
         done = 0

@@ -71,6 +71,9 @@ class IncidentStatus(models.TextChoices):
 
 
 OPEN_INCIDENT_STATES = frozenset({IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED})
+# The states each triage step starts from (the services enforce them; the admin shows buttons from them).
+ACKNOWLEDGEABLE_STATES = frozenset({IncidentStatus.TRIGGERED})
+MITIGATABLE_STATES = frozenset({IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED})
 
 
 class Resolution(models.TextChoices):

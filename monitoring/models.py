@@ -10,7 +10,7 @@ by compare-and-set updates.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,6 +21,7 @@ from simple_history.models import HistoricalRecords
 from releases.choices import RiskLevel
 
 from .choices import (
+    ACK_DEADLINES,
     OPEN_INCIDENT_STATES,
     Arm,
     BaselineSource,
@@ -336,6 +337,11 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_INCIDENT_STATES
+
+    @property
+    def ack_deadline(self) -> datetime:
+        """When an unacknowledged incident escalates (its severity's deadline after it opened)."""
+        return self.opened_at + ACK_DEADLINES[self.severity]
 
 
 class IncidentEvent(models.Model):

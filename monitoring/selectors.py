@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Prefetch, QuerySet
 
+from .choices import ACKNOWLEDGEABLE_STATES, MITIGATABLE_STATES
 from .models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition, MetricSample
+from .services.incidents import TRIAGE_PERMISSION
 
 
 def metric_definition_list() -> QuerySet[MetricDefinition]:
@@ -36,3 +40,24 @@ def incident_detail() -> QuerySet[Incident]:
 def incident_fired_by(incident: Incident) -> QuerySet[Evaluation]:
     """The evaluations that opened or retriggered ``incident``."""
     return evaluation_list().filter(incident_events__incident=incident).distinct()
+
+
+TRIAGE_ACTIONS = ("acknowledge", "assign_to_me", "mitigate", "resolve")
+
+
+def incident_triage_actions(*, incident: Incident, user: Any) -> list[str]:
+    """The triage steps (``TRIAGE_ACTIONS``) this user may take on this incident now, in the order they happen.
+
+    Mirrors the services' state rules so the admin offers only what would be accepted; the services check again.
+    """
+    if not getattr(user, "is_active", False) or not user.has_perm(TRIAGE_PERMISSION) or not incident.is_open:
+        return []
+    actions = []
+    if incident.status in ACKNOWLEDGEABLE_STATES:
+        actions.append("acknowledge")
+    if incident.assignee_id != user.pk:
+        actions.append("assign_to_me")
+    if incident.status in MITIGATABLE_STATES:
+        actions.append("mitigate")
+    actions.append("resolve")
+    return actions

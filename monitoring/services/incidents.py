@@ -17,7 +17,15 @@ from releases.actors import Actor
 from releases.errors import DomainPermissionDenied, DomainValidationError, IllegalTransition
 from releases.service_support import record_actor
 
-from ..choices import ACK_DEADLINES, NOTIFYING_EVENTS, IncidentEventKind, IncidentStatus, Resolution
+from ..choices import (
+    ACK_DEADLINES,
+    ACKNOWLEDGEABLE_STATES,
+    MITIGATABLE_STATES,
+    NOTIFYING_EVENTS,
+    IncidentEventKind,
+    IncidentStatus,
+    Resolution,
+)
 from ..models import Evaluation, Guardrail, Incident, IncidentEvent, incident_dedup_key
 from .notifications import outbox_write_for_event
 
@@ -148,7 +156,7 @@ def _evaluation_message(evaluation: Evaluation | None) -> str:
 def incident_acknowledge(*, incident: Incident, actor: Actor) -> Incident:
     _require_triage(actor, "acknowledge")
     locked = _lock(incident)
-    if locked.status != IncidentStatus.TRIGGERED:
+    if locked.status not in ACKNOWLEDGEABLE_STATES:
         raise IllegalTransition(
             f"Only a triggered incident can be acknowledged; this one is {locked.get_status_display().lower()}.",
             extra={"status": locked.status},
@@ -202,7 +210,7 @@ def incident_mitigate(*, incident: Incident, actor: Actor, note: str) -> Inciden
     if not note:
         raise DomainValidationError({"note": ["Say what was done to mitigate."]})
     locked = _lock(incident)
-    if locked.status not in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
+    if locked.status not in MITIGATABLE_STATES:
         raise IllegalTransition(
             f"Cannot mitigate an incident that is {locked.get_status_display().lower()}.",
             extra={"status": locked.status},
@@ -256,7 +264,7 @@ def incident_resolve(
 def incident_escalate(*, incident: Incident, now: datetime) -> bool:
     """Escalate once when the incident is still unacknowledged past its severity's deadline."""
     locked = _lock(incident)
-    deadline = locked.opened_at + ACK_DEADLINES[locked.severity]
+    deadline = locked.ack_deadline
     if locked.status != IncidentStatus.TRIGGERED or locked.escalated_at is not None or now < deadline:
         return False
     locked.escalated_at = now
