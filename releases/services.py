@@ -85,9 +85,12 @@ def solution_create(
     audience: str,
     description: str = "",
     owner: Actor | None = None,
+    is_active: bool = True,
 ) -> AutomationSolution:
     require_permission(actor, "releases.add_automationsolution", "create solutions")
-    solution = AutomationSolution(key=key, name=name, audience=audience, description=description, owner=owner)
+    solution = AutomationSolution(
+        key=key, name=name, audience=audience, description=description, owner=owner, is_active=is_active
+    )
     validate_model(solution)
     record_actor(solution, actor, "Created")
     solution.save()

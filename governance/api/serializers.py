@@ -52,8 +52,17 @@ class ApprovalPolicySerializer(serializers.ModelSerializer[ApprovalPolicy]):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"risk_level": {"required": True}}
         # The partial unique constraints are checked by the service's full_clean, with a readable message.
         validators: list[Any] = []
+
+    def validate_requirements(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # A PATCH makes nested fields optional; a requirement still needs both of its parts.
+        for index, row in enumerate(rows):
+            missing = [name for name in ("group", "minimum_count") if name not in row]
+            if missing:
+                raise serializers.ValidationError(f"Requirement {index + 1} needs {' and '.join(missing)}.")
+        return rows
 
     def requirement_specs(self) -> list[RequirementSpec] | None:
         rows = self.validated_data.get("requirements")

@@ -48,14 +48,18 @@ def _as_datetime(value: Any) -> datetime | None:
     return parsed
 
 
+# PostgreSQL's bigint (and SQLite's INTEGER): a larger number is a bad row, not a database error.
+MAX_STORABLE_INT = 2**63 - 1
+
+
 def _as_count(value: Any) -> int | None:
     # JSON integers only: a bool is not a count, and 2.5 conversations is a bug upstream.
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and abs(value) <= MAX_STORABLE_INT:
+        return value
     return None
 
 
@@ -68,10 +72,10 @@ def _as_number(value: Any) -> float | None:
 def _as_release_id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        value = int(value.strip())
+    if isinstance(value, int) and 0 < value <= MAX_STORABLE_INT:
+        return value
     return None
 
 
@@ -113,7 +117,7 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
         elif release is not None and release["markets"] and market not in release["markets"]:
             err("market", f"Market {market!r} is not one of the release's markets {release['markets']}.")
         arm = row.get("arm", Arm.TREATMENT) or Arm.TREATMENT
-        if arm not in _ARMS:
+        if not isinstance(arm, str) or arm not in _ARMS:
             err("arm", f"Arm must be one of {sorted(_ARMS)}.")
         source = row.get("source", "api") or "api"
         if not isinstance(source, str) or len(source) > 64:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from governance.models import Approval, ChecklistItem, ChecklistTemplate
+from governance.models import Approval, ApprovalPolicy, ChecklistItem, ChecklistTemplate
 from governance.roles import PROGRAM_MANAGERS, REVIEWERS
 from releases.choices import RiskLevel
 from tests.conftest import api_as
@@ -218,3 +218,22 @@ class TestPolicyAndFreezeEndpoints:
         )
         response = api_as(program_manager).post(f"/api/v1/releases/{release.pk}/start-rollout/", {}, format="json")
         assert response.status_code == 409 and response.json()["code"] == "freeze_window"
+
+
+class TestPolicyInputsFoundByFuzzing:
+    """Each of these answered 500 to schemathesis once; they must be clean 400s."""
+
+    def test_policy_without_risk_level(self, program_manager):
+        response = api_as(program_manager).post(
+            "/api/v1/approval-policies/", {"name": "0", "requirements": []}, format="json"
+        )
+        assert response.status_code == 400 and "risk_level" in response.data
+
+    def test_patch_requirement_without_group(self, program_manager):
+        policy = ApprovalPolicy.objects.filter(is_active=True).first()
+        count = policy.requirements.count()
+        response = api_as(program_manager).patch(
+            f"/api/v1/approval-policies/{policy.pk}/", {"requirements": [{"minimum_count": 1}]}, format="json"
+        )
+        assert response.status_code == 400 and "requirements" in response.data
+        assert policy.requirements.count() == count

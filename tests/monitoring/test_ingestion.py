@@ -221,3 +221,23 @@ def test_ingest_metrics_command_reports_bad_lines_and_writes_nothing(rolling_rel
     with pytest.raises(CommandError, match="line 3"):
         call_command("ingest_metrics", path, "--no-enqueue")
     assert not MetricSample.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"arm": [None, None]}, "arm"),
+        ({"arm": {"x": 1}}, "arm"),
+        ({"numerator": 2**70, "denominator": 2**71}, "numerator"),
+        ({"denominator": 10**30}, "denominator"),
+        ({"release": 2**80}, "release"),
+        ({"release": -3}, "release"),
+    ],
+)
+def test_inputs_found_by_fuzzing_are_bad_rows_not_errors(rolling_release, oncall, overrides, field):
+    """Each of these answered 500 to schemathesis once."""
+    row = {**sample_row(rolling_release, "error_rate", numerator=1, denominator=10), **overrides}
+    response = api_as(oncall).post(URL, [row], format="json")
+    assert response.status_code == 400, response.data
+    assert field in response.data["rows"][0]["errors"]
+    assert not MetricSample.objects.exists()

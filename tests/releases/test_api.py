@@ -227,3 +227,43 @@ class TestSolutionsAndAudit:
     def test_audit_events_are_read_only(self, superuser):
         client = api_as(superuser)
         assert client.post("/api/v1/audit-events/", {}, format="json").status_code == 405
+
+
+class TestInputsFoundByFuzzing:
+    """Each of these answered 500 to schemathesis once; they must be clean 400s (or succeed)."""
+
+    def test_solution_created_inactive(self, author):
+        response = api_as(author).post(
+            "/api/v1/solutions/", {"key": "k0", "name": "n", "audience": "buyers", "is_active": False}, format="json"
+        )
+        assert response.status_code == 201 and response.data["is_active"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_people_create_the_same_solution_key_at_once(author, second_author):
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(2)
+    codes: list[int] = []
+
+    def create(user):
+        try:
+            barrier.wait()
+            response = api_as(user).post(
+                "/api/v1/solutions/",
+                {"key": "seller-fees", "name": "Seller fees", "audience": "sellers"},
+                format="json",
+            )
+            codes.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(user,)) for user in (author, second_author)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(codes)[0] == 201 and sorted(codes)[1] in (400, 409), codes
+    assert AutomationSolution.objects.filter(key="seller-fees").count() == 1
