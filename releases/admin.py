@@ -158,23 +158,7 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     search_fields = ["title", "change_summary", "solution__name", "solution__key"]
     list_select_related = ["solution", "author", "current_stage"]
     inlines = [RolloutStageInline]
-    readonly_fields = [
-        "version",
-        "status_badge",
-        "content_hash",
-        "current_stage",
-        "stage_started_at",
-        "author",
-        "last_editor",
-        "created_at",
-        "updated_at",
-        "submitted_at",
-        "approved_at",
-        "rollout_started_at",
-        "launched_at",
-        "verification_started_at",
-        "closed_at",
-    ]
+    readonly_fields = ["status_badge", "current_stage", "stage_started_at", *services.RELEASE_LIFECYCLE_FIELDS]
     fieldsets = [
         (
             None,
@@ -186,40 +170,13 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         (
             "Content",
             {
-                "fields": [
-                    "system_prompt",
-                    "resolution_flow",
-                    "model_name",
-                    "model_parameters",
-                    "tools",
-                    "knowledge_base_version",
-                    "markets",
-                ],
+                "fields": list(services.RELEASE_CONTENT_FIELDS),
                 "description": "Everything here (and the rollout stages below) is hashed; any change dismisses "
                 "approvals. Editable only while the release is a draft.",
             },
         ),
         ("Rollout", {"fields": ["auto_promote", "verification_window", "current_stage", "stage_started_at"]}),
-        (
-            "Lifecycle",
-            {
-                "fields": [
-                    "status_badge",
-                    "version",
-                    "content_hash",
-                    "author",
-                    "last_editor",
-                    "created_at",
-                    "updated_at",
-                    "submitted_at",
-                    "approved_at",
-                    "rollout_started_at",
-                    "launched_at",
-                    "verification_started_at",
-                    "closed_at",
-                ]
-            },
-        ),
+        ("Lifecycle", {"fields": ["status_badge", *services.RELEASE_LIFECYCLE_FIELDS]}),
     ]
 
     @admin.display(description="Status", ordering="status")

@@ -62,6 +62,21 @@ RELEASE_CONTENT_FIELDS = (
 # Descriptive fields: editable in draft like content, but not hashed (they do not change what customers see).
 RELEASE_DESCRIPTIVE_FIELDS = ("title", "change_summary", "risk_level", "is_emergency", "auto_promote")
 RELEASE_EDITABLE_FIELDS = RELEASE_CONTENT_FIELDS + RELEASE_DESCRIPTIVE_FIELDS + ("verification_window",)
+# Written only by the services as the release moves; shown read-only everywhere.
+RELEASE_LIFECYCLE_FIELDS = (
+    "version",
+    "content_hash",
+    "author",
+    "last_editor",
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "approved_at",
+    "rollout_started_at",
+    "launched_at",
+    "verification_started_at",
+    "closed_at",
+)
 
 
 @dataclass(frozen=True)

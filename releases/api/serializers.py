@@ -7,7 +7,12 @@ from rest_framework import serializers
 
 from releases.choices import RiskLevel
 from releases.models import AutomationSolution, Release, RolloutStage
-from releases.services import StageSpec
+from releases.services import (
+    RELEASE_CONTENT_FIELDS,
+    RELEASE_DESCRIPTIVE_FIELDS,
+    RELEASE_LIFECYCLE_FIELDS,
+    StageSpec,
+)
 
 
 class SolutionSerializer(serializers.ModelSerializer[AutomationSolution]):
@@ -66,52 +71,17 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
         fields = [
             "id",
             "solution",
-            "version",
-            "title",
-            "change_summary",
-            "risk_level",
-            "is_emergency",
-            "system_prompt",
-            "resolution_flow",
-            "model_name",
-            "model_parameters",
-            "tools",
-            "knowledge_base_version",
-            "markets",
-            "content_hash",
+            *RELEASE_DESCRIPTIVE_FIELDS,
+            *RELEASE_CONTENT_FIELDS,
+            "verification_window",
             "status",
             "stages",
             "current_stage",
             "stage_started_at",
-            "auto_promote",
-            "verification_window",
-            "author",
-            "last_editor",
-            "created_at",
-            "updated_at",
-            "submitted_at",
-            "approved_at",
-            "rollout_started_at",
-            "launched_at",
-            "verification_started_at",
-            "closed_at",
+            *RELEASE_LIFECYCLE_FIELDS,
             "available_transitions",
         ]
-        read_only_fields = [
-            "id",
-            "version",
-            "content_hash",
-            "status",
-            "stage_started_at",
-            "created_at",
-            "updated_at",
-            "submitted_at",
-            "approved_at",
-            "rollout_started_at",
-            "launched_at",
-            "verification_started_at",
-            "closed_at",
-        ]
+        read_only_fields = ["id", "status", "stage_started_at", *RELEASE_LIFECYCLE_FIELDS]
 
     def get_available_transitions(self, release: Release) -> list[str]:
         from releases.selectors import transitions_available_to
