@@ -9,6 +9,7 @@ from django.db.models import Case, CharField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from simple_history.admin import SimpleHistoryAdmin
@@ -361,7 +362,6 @@ class FreezeWindowAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistoryAd
 
     @admin.display(description="In force now", boolean=True)
     def in_force(self, obj: FreezeWindow) -> bool:
-        from django.utils import timezone
 
         now = timezone.now()
         return obj.cancelled_at is None and obj.starts_at <= now < obj.ends_at
@@ -631,7 +631,17 @@ def release_governance_panel(request: HttpRequest, release: Any) -> str:
                 and not is_writer
                 and (user.is_superuser or item.signer_group_id in user_group_ids)
             )
-    approvals = Approval.objects.filter(release_id=release.pk).with_related().order_by("created_at")
+    approvals = list(Approval.objects.filter(release_id=release.pk).with_related().order_by("created_at"))
+    # One person counts once: after a live decision the form would only be refused.
+    now = timezone.now()
+    my_decision = next(
+        (
+            a
+            for a in approvals
+            if a.approver_id == user.pk and a.dismissed_at is None and (a.expires_at is None or a.expires_at > now)
+        ),
+        None,
+    )
     return render_to_string(
         "admin/governance/release_panel.html",
         {
@@ -640,7 +650,11 @@ def release_governance_panel(request: HttpRequest, release: Any) -> str:
             "approvals": approvals,
             "checklists": checklists,
             "approval_groups": approval_groups,
-            "can_decide": not is_writer and bool(approval_groups) and release.status in ("in_review", "approved"),
+            "can_decide": not is_writer
+            and my_decision is None
+            and bool(approval_groups)
+            and release.status in ("in_review", "approved"),
+            "my_decision": my_decision,
             "is_writer": is_writer,
             "back": reverse("admin:releases_release_change", args=[release.pk]),
         },

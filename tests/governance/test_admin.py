@@ -88,6 +88,9 @@ def test_release_panel_signs_inline_and_records_decisions(author, crew, program_
     change_url = reverse("admin:releases_release_change", args=[release.pk])
     page = _client(reviewer).get(change_url).content.decode()
     assert 'id="approval-form"' in page and "Sign off" in page
+    # The form offers the groups the policy asks for that this user belongs to, by name.
+    assert f'<option value="{REVIEWERS}">{REVIEWERS}</option>' in page
+    assert f'<option value="{PROGRAM_MANAGERS}">' not in page
     author_page = _client(author).get(change_url).content.decode()
     assert 'id="approval-form"' not in author_page and "neither approve it nor sign" in author_page
 
@@ -113,6 +116,9 @@ def test_release_panel_signs_inline_and_records_decisions(author, crew, program_
         )
     release.refresh_from_db()
     assert release.status == "approved"
+    # Having decided, the reviewer is shown the decision instead of a form the service would refuse.
+    decided = _client(reviewer).get(change_url).content.decode()
+    assert 'id="approval-form"' not in decided and "Your decision: <strong>Approve</strong>" in decided
 
 
 def test_admin_refusals_come_back_as_messages(high_release, author):
