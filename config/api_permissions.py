@@ -4,8 +4,8 @@ from rest_framework.permissions import DjangoModelPermissions
 class RoleModelPermissions(DjangoModelPermissions):
     """Model permissions granted to the role groups, reads included: an outsider with no role sees nothing.
 
-    Transition actions are POSTs that check their own domain permission in the service, so the view marks them
-    with ``required_model_permission = "view"`` to only require that the user may see the object.
+    Transition actions are POSTs that check their own domain permission in the service, so a view lists them in
+    ``view_only_actions``: for those the user only needs to be allowed to see the object.
     """
 
     perms_map = {
@@ -19,9 +19,7 @@ class RoleModelPermissions(DjangoModelPermissions):
     }
 
     def has_permission(self, request, view):  # type: ignore[no-untyped-def]
-        if getattr(view, "action_requires_view_only", False) or (
-            getattr(view, "action", None) in getattr(view, "view_only_actions", ())
-        ):
+        if getattr(view, "action", None) in getattr(view, "view_only_actions", ()):
             queryset = self._queryset(view)
             perm = f"{queryset.model._meta.app_label}.view_{queryset.model._meta.model_name}"
             return bool(request.user and request.user.is_authenticated and request.user.has_perm(perm))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,7 @@ def audit_record(
         last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
         event = AuditEvent(
             created_at=timezone.now(),
-            actor=actor if actor is not None else None,
+            actor=actor,
             actor_label=actor.get_username() if actor is not None else SYSTEM_ACTOR_LABEL,
             action=action,
             object_type=obj._meta.label_lower,
@@ -90,8 +91,6 @@ def audit_record(
 
 
 def _normalise_json(value: Any) -> Any:
-    import json
-
     return json.loads(canonical_json(value))
 
 

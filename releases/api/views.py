@@ -15,6 +15,7 @@ from governance.api.serializers import ApprovalInputSerializer
 from releases import services
 from releases.actors import request_actor
 from releases.choices import ReleaseStatus
+from releases.errors import DomainValidationError
 from releases.models import AutomationSolution, Release
 from releases.selectors import release_list
 from releases.state_machine import TRANSITIONS
@@ -132,8 +133,6 @@ class ReleaseViewSet(
         if "solution" in serializer.validated_data and serializer.validated_data["solution"] != (
             serializer.instance.solution
         ):
-            from releases.errors import DomainValidationError
-
             raise DomainValidationError({"solution": ["A release cannot move to another solution."]})
         serializer.instance = services.release_update(
             release=serializer.instance,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from governance import services
 from governance.demo import sign_checklist
@@ -13,8 +10,8 @@ from governance.models import Approval, AuditEvent, ChecklistGate
 from governance.roles import PROGRAM_MANAGERS, REVIEWERS
 from releases.choices import ReleaseStatus as S
 from releases.choices import RiskLevel
-from releases.errors import DomainError
 from releases.models import Release
+from tests.concurrency import raised, run_at_once
 from tests.governance.helpers import submitted
 
 
@@ -32,29 +29,15 @@ def test_concurrent_approvals_are_both_recorded_and_approve_once(
     release.refresh_from_db()
     assert release.status == S.IN_REVIEW
 
-    barrier = threading.Barrier(2)
-    errors: list[Exception] = []
-
     def approve(user):
-        try:
-            barrier.wait(timeout=10)
-            services.approval_record(
-                release=Release.objects.get(pk=release.pk),
-                approver=user,
-                group=REVIEWERS,
-                content_hash=release.content_hash,
-            )
-        except DomainError as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        return services.approval_record(
+            release=Release.objects.get(pk=release.pk),
+            approver=user,
+            group=REVIEWERS,
+            content_hash=release.content_hash,
+        )
 
-    threads = [threading.Thread(target=approve, args=(user,)) for user in (reviewer, second_reviewer)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
+    errors = raised(run_at_once(lambda: approve(reviewer), lambda: approve(second_reviewer)))
     assert errors == []
     release.refresh_from_db()
     assert release.status == S.APPROVED

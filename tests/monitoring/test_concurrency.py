@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from monitoring.models import Evaluation, Guardrail, Incident
 from monitoring.services import guardrails_evaluate, incident_trigger
+from tests.concurrency import raised, run_at_once
 from tests.factories import SolutionFactory, UserFactory, make_release
 
 from .conftest import ingest, make_guardrail, put_live, sample_row
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def _in_threads(count: int, target: Callable[[], object]) -> list[BaseException]:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            target()
-        except BaseException as exc:  # collected and asserted by the test
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return errors
 
 
 @pytest.fixture
@@ -54,7 +30,7 @@ def failing_release():
 def test_two_evaluation_cycles_at_once_write_one_evaluation_per_window_and_one_incident(failing_release):
     release, _guardrail = failing_release
     now = timezone.now()
-    errors = _in_threads(4, lambda: guardrails_evaluate(now=now))
+    errors = raised(run_at_once(*[lambda: guardrails_evaluate(now=now)] * 4))
     assert errors == []
     assert Evaluation.objects.filter(release=release).count() == 2  # US and DE, once each
     incident = Incident.objects.get()
@@ -68,7 +44,7 @@ def test_fifty_threads_triggering_one_key_leave_one_open_incident(failing_releas
     def trigger() -> None:
         incident_trigger(guardrail=guardrail, release_id=release.pk, market="US", evaluation=None, now=timezone.now())
 
-    errors = _in_threads(50, trigger)
+    errors = raised(run_at_once(*[trigger] * 50))
     assert errors == []
     incident = Incident.objects.open().get()
     assert incident.trigger_count == 50

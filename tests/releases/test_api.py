@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 from governance.models import AuditEvent
 from releases.choices import ReleaseStatus as S
 from releases.models import AutomationSolution, Release
+from tests.concurrency import run_at_once
 from tests.conftest import api_as
 from tests.factories import advance_release, make_release
 
@@ -241,29 +242,13 @@ class TestInputsFoundByFuzzing:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_people_create_the_same_solution_key_at_once(author, second_author):
-    import threading
-
-    from django.db import connection
-
-    barrier = threading.Barrier(2)
-    codes: list[int] = []
-
     def create(user):
-        try:
-            barrier.wait()
-            response = api_as(user).post(
-                "/api/v1/solutions/",
-                {"key": "seller-fees", "name": "Seller fees", "audience": "sellers"},
-                format="json",
-            )
-            codes.append(response.status_code)
-        finally:
-            connection.close()
+        return api_as(user).post(
+            "/api/v1/solutions/",
+            {"key": "seller-fees", "name": "Seller fees", "audience": "sellers"},
+            format="json",
+        )
 
-    threads = [threading.Thread(target=create, args=(user,)) for user in (author, second_author)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    codes = [response.status_code for response in run_at_once(lambda: create(author), lambda: create(second_author))]
     assert sorted(codes)[0] == 201 and sorted(codes)[1] in (400, 409), codes
     assert AutomationSolution.objects.filter(key="seller-fees").count() == 1

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from governance.models import AuditEvent
@@ -22,6 +20,7 @@ from releases.errors import (
 from releases.models import Release, RolloutStage
 from releases.services import StageSpec
 from releases.state_machine import TRANSITIONS
+from tests.concurrency import run_at_once
 from tests.factories import SolutionFactory, advance_release, make_release, sign_open_checklists
 
 pytestmark = pytest.mark.django_db
@@ -395,28 +394,6 @@ class TestContent:
         assert make_release(author=author).version == 1
 
 
-def _run_at_once(*calls: Any) -> list[Any]:
-    """Run the calls in threads released together; return each call's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Any) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 # Threads need committed data, so these tests commit; serialized_rollback restores the seeded roles, policies
 # and templates that the flush after each of them removes.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -424,7 +401,7 @@ class TestConcurrency:
     def test_two_transitions_at_once_exactly_one_wins(self, draft_release, program_manager, oncall):
         release = advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
         # On-call and a program manager both hit "pause" on the same alert.
-        results = _run_at_once(
+        results = run_at_once(
             lambda: services.release_pause(release=release, actor=oncall, reason="CSAT alert"),
             lambda: services.release_pause(release=release, actor=program_manager, reason="same alert"),
         )
@@ -437,7 +414,7 @@ class TestConcurrency:
         assert release.history.filter(status=S.PAUSED).count() == 1
 
     def test_same_transition_twice_at_once(self, draft_release):
-        results = _run_at_once(
+        results = run_at_once(
             lambda: services.release_submit(release=draft_release, actor=draft_release.author),
             lambda: services.release_submit(release=draft_release, actor=draft_release.author),
         )
@@ -455,7 +432,7 @@ class TestConcurrency:
             )
             for _ in range(2)
         ]
-        results = _run_at_once(
+        results = run_at_once(
             *[lambda r=r: services.release_start_rollout(release=r, actor=program_manager) for r in releases]
         )
         assert sorted(type(r).__name__ for r in results) == ["GuardFailed", "Release"], results
@@ -463,7 +440,7 @@ class TestConcurrency:
 
     def test_audit_chain_intact_after_concurrent_writes(self, author, solution):
         drafts = [make_release(author=author, solution=solution) for _ in range(4)]
-        _run_at_once(*[lambda d=d: services.release_submit(release=d, actor=author) for d in drafts])
+        run_at_once(*[lambda d=d: services.release_submit(release=d, actor=author) for d in drafts])
         from governance.audit import audit_verify_chain
 
         checked, broken = audit_verify_chain()
