@@ -6,6 +6,7 @@ from releases.api.views import ObtainTokenView
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("", include("core.api.urls")),
     path("", include("releases.api.urls")),
     path("", include("governance.api.urls")),
     path("", include("monitoring.api.urls")),

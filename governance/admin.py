@@ -14,16 +14,15 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from simple_history.admin import SimpleHistoryAdmin
 
-from releases.actors import request_actor
+from core.actors import request_actor
+from core.errors import DomainError
 from releases.admin import ServiceBackedAdminMixin, _copy_saved_state
-from releases.errors import DomainError
 
 from . import selectors, services
 from .models import (
     Approval,
     ApprovalPolicy,
     ApprovalRequirement,
-    AuditEvent,
     AwaitingMyApproval,
     AwaitingMySignOff,
     Checklist,
@@ -33,28 +32,6 @@ from .models import (
     ChecklistTemplateItem,
     FreezeWindow,
 )
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: the audit log is append-only, for everyone including superusers."""
-
-    list_display = ["id", "created_at", "actor_label", "action", "object_type", "object_id", "release", "to_state"]
-    list_filter = ["action", "object_type"]
-    search_fields = ["actor_label", "action", "object_id", "reason"]
-    list_select_related = ["release", "release__solution"]
-    date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 # --- Governance (issue 3) -------------------------------------------------------------------------------------
 # Writes go through governance.services; domain refusals come back as messages. Governed rows are never deleted

@@ -13,7 +13,7 @@ from .models import ApprovalDecision, ChecklistGate, ChecklistItemState
 from .selectors import approval_policy_status, checklist_current
 
 if TYPE_CHECKING:
-    from releases.actors import Actor
+    from core.actors import Actor
 
 EVIDENCE_URL = "https://wiki.example.com/rollgate/evidence"
 

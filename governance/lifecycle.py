@@ -15,8 +15,8 @@ retro_review   emergency ``start_rollout``,    nothing: owed within 72 hours, es
 
 from __future__ import annotations
 
+from core.errors import GuardFailed
 from releases import hooks
-from releases.errors import GuardFailed
 from releases.hooks import TransitionContext
 from releases.models import Release
 

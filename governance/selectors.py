@@ -28,7 +28,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from releases.actors import Actor
+    from core.actors import Actor
 
 
 def approval_policy_for_release(release: Release) -> ApprovalPolicy | None:

@@ -20,10 +20,8 @@ from django.core.mail import mail_admins
 from django.db import transaction
 from django.utils import timezone
 
-from governance.audit import audit_record
-from releases import services as release_services
-from releases.choices import ReleaseStatus
-from releases.errors import (
+from core.audit import audit_record
+from core.errors import (
     DomainPermissionDenied,
     DomainValidationError,
     GuardFailed,
@@ -31,8 +29,11 @@ from releases.errors import (
     SeparationOfDuties,
     StaleContentHash,
 )
+from core.roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
+from core.service_support import record_actor, reject_unknown_fields, require_permission, validate_model
+from releases import services as release_services
+from releases.choices import ReleaseStatus
 from releases.models import AutomationSolution, Release
-from releases.service_support import record_actor, reject_unknown_fields, require_permission, validate_model
 
 from .models import (
     Approval,
@@ -49,7 +50,6 @@ from .models import (
     FreezeWindow,
     TemplateStatus,
 )
-from .roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from .selectors import (
     approval_policy_for_release,
     approval_policy_status,
@@ -59,7 +59,7 @@ from .selectors import (
 )
 
 if TYPE_CHECKING:
-    from releases.actors import Actor as User
+    from core.actors import Actor as User
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
-from releases.actors import request_actor
+from core.actors import request_actor
+from core.errors import DomainError
+from core.service_support import record_actor
 from releases.admin import ServiceBackedAdminMixin
-from releases.errors import DomainError
-from releases.service_support import record_actor
 
 from . import selectors, services
 from .choices import MANUAL_RESOLUTIONS, IncidentStatus, Resolution, Severity

@@ -1,8 +1,8 @@
-"""Monitoring's refusals, as ``releases.errors`` classes so the one API handler maps them."""
+"""Monitoring's refusals, as ``core.errors`` classes so the one API handler maps them."""
 
 from typing import Any
 
-from releases.errors import DomainError, DomainValidationError
+from core.errors import DomainError, DomainValidationError
 
 
 class TooManyRows(DomainError):

@@ -13,10 +13,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.actors import request_actor
+from core.errors import DomainError
+
 from . import services
-from .actors import request_actor
 from .choices import EDITABLE_STATES, ReleaseStatus
-from .errors import DomainError
 from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
 from .services import StageSpec, validate_stage_plan

@@ -13,7 +13,8 @@ from . import services
 from .choices import ReleaseStatus
 
 if TYPE_CHECKING:
-    from .actors import Actor
+    from core.actors import Actor
+
     from .models import Release
 
 FORWARD_PATH = (

@@ -4,7 +4,7 @@
 functions here from their ``AppConfig.ready()``:
 
 * a **guard** runs inside the transition's transaction, after the row is locked and the state checked, before
-  anything is written; it refuses by raising a ``releases.errors.DomainError`` (``GuardFailed`` → 409);
+  anything is written; it refuses by raising a ``core.errors.DomainError`` (``GuardFailed`` → 409);
 * an **effect** runs inside the same transaction after the new state and the audit event are written (e.g. a
   checklist instantiated on entering a gate); work outside the database must be scheduled with
   ``transaction.on_commit`` from the effect.
@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .actors import Actor
+    from core.actors import Actor
+
     from .models import Release
     from .state_machine import Transition
 

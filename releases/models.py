@@ -11,8 +11,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from core.canonical import compute_content_hash
+
 from .choices import IN_ROLLOUT_STATES, LIVE_STATES, Audience, ReleaseStatus, RiskLevel
-from .content import compute_content_hash
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

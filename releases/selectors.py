@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch
 
-from .errors import DomainError
+from core.errors import DomainError
+
 from .models import Release, ReleaseQuerySet, RolloutStage
 from .services import check_actor_may
 from .state_machine import Transition, transitions_from
 
 if TYPE_CHECKING:
-    from .actors import Actor
+    from core.actors import Actor
 
 
 def release_list() -> ReleaseQuerySet:

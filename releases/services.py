@@ -17,11 +17,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from governance.audit import audit_record
-
-from . import hooks
-from .choices import EDITABLE_STATES, IN_ROLLOUT_STATES, ReleaseStatus
-from .errors import (
+from core.audit import audit_record
+from core.errors import (
     ContentFrozen,
     DomainPermissionDenied,
     DomainValidationError,
@@ -29,8 +26,11 @@ from .errors import (
     IllegalTransition,
     SeparationOfDuties,
 )
+from core.service_support import record_actor, reject_unknown_fields, require_permission, validate_model
+
+from . import hooks
+from .choices import EDITABLE_STATES, IN_ROLLOUT_STATES, ReleaseStatus
 from .models import AutomationSolution, Release, RolloutStage
-from .service_support import record_actor, reject_unknown_fields, require_permission, validate_model
 from .state_machine import (
     APPROVE,
     BEGIN_VERIFICATION,
@@ -48,7 +48,7 @@ from .state_machine import (
 )
 
 if TYPE_CHECKING:
-    from .actors import Actor
+    from core.actors import Actor
 
 RELEASE_CONTENT_FIELDS = (
     "system_prompt",

@@ -80,7 +80,7 @@ def make_release(
 
 def governance_crew() -> dict[str, Any]:
     """Approvers and signers who are never the author: enough for the strictest seeded policy."""
-    from governance.roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
+    from core.roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 
     return {
         "program_managers": [

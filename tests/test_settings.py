@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group
 
-from governance.roles import ALL_ROLES, ROLE_PERMISSIONS
+from core.roles import ALL_ROLES, ROLE_PERMISSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,5 @@
 from rest_framework.routers import DefaultRouter
 
-from .audit_views import AuditEventViewSet
 from .views import (
     ApprovalPolicyViewSet,
     ApprovalViewSet,
@@ -12,7 +11,6 @@ from .views import (
 )
 
 router = DefaultRouter(trailing_slash=True)
-router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("approval-policies", ApprovalPolicyViewSet, basename="approval-policy")
 router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("policy-status", PolicyStatusViewSet, basename="policy-status")

@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import request_actor
 from governance import selectors, services
 from governance.models import (
     Approval,
@@ -24,7 +25,6 @@ from governance.models import (
     ChecklistTemplate,
     FreezeWindow,
 )
-from releases.actors import request_actor
 from releases.models import Release
 
 from .serializers import (
@@ -167,7 +167,7 @@ class ChecklistTemplateViewSet(
         data = serializer.validated_data
         for fixed in ("gate", "risk_level"):
             if fixed in data and data[fixed] != getattr(serializer.instance, fixed):
-                from releases.errors import DomainValidationError
+                from core.errors import DomainValidationError
 
                 raise DomainValidationError({fixed: ["A template version cannot move to another gate or risk."]})
         serializer.instance = services.checklist_template_update(

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from governance.roles import sync_role_groups
+from core.roles import sync_role_groups
 
 
 def remove_nothing(apps, schema_editor):

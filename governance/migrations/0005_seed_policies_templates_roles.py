@@ -4,7 +4,7 @@ groups their governance permissions, so a fresh install is governed from the fir
 from django.db import migrations
 from django.utils import timezone
 
-from governance.roles import sync_role_groups
+from core.roles import sync_role_groups
 from governance.seed_content import APPROVAL_POLICIES, CHECKLIST_GATES, RISK_LEVELS, items_for_risk
 
 

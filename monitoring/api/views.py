@@ -9,8 +9,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from releases.actors import request_actor
-from releases.errors import DomainValidationError
+from core.actors import request_actor
+from core.errors import DomainValidationError
 
 from .. import selectors, services
 from ..filters import EvaluationFilter, GuardrailFilter, IncidentFilter, MetricSampleFilter

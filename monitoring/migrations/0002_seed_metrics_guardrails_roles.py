@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.db import migrations
 
-from governance.roles import sync_role_groups
+from core.roles import sync_role_groups
 
 METRICS = [
     # key, name, kind, direction, numerator, denominator, unit, maturation

@@ -24,9 +24,9 @@ from django.db.models import Avg, Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from core.errors import DomainError
 from releases import services as release_services
 from releases.choices import LIVE_STATES, ReleaseStatus
-from releases.errors import DomainError
 from releases.models import Release
 from releases.state_machine import PAUSE, ROLLBACK
 

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.db import transaction
 
-from releases.actors import Actor
-from releases.errors import DomainPermissionDenied, DomainValidationError
-from releases.service_support import record_actor, validate_model
+from core.actors import Actor
+from core.errors import DomainPermissionDenied, DomainValidationError
+from core.service_support import record_actor, validate_model
 
 from ..models import Guardrail
 

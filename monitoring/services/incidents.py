@@ -12,10 +12,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance.audit import audit_record
-from releases.actors import Actor
-from releases.errors import DomainPermissionDenied, DomainValidationError, IllegalTransition
-from releases.service_support import record_actor
+from core.actors import Actor
+from core.audit import audit_record
+from core.errors import DomainPermissionDenied, DomainValidationError, IllegalTransition
+from core.service_support import record_actor
 
 from ..choices import (
     ACK_DEADLINES,

@@ -14,10 +14,10 @@ from django.db.models import F, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from core.errors import DomainError, GuardFailed
 from releases import hooks
 from releases import services as release_services
 from releases.choices import ReleaseStatus
-from releases.errors import DomainError, GuardFailed
 from releases.models import Release
 
 from ..choices import Arm, Outcome

@@ -11,11 +11,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import request_actor
+from core.errors import DomainValidationError
 from governance.api.serializers import ApprovalInputSerializer
 from releases import services
-from releases.actors import request_actor
 from releases.choices import ReleaseStatus
-from releases.errors import DomainValidationError
 from releases.models import AutomationSolution, Release
 from releases.selectors import release_list
 from releases.state_machine import TRANSITIONS

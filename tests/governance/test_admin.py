@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from core.roles import PROGRAM_MANAGERS, REVIEWERS
 from governance import services
 from governance.models import (
     Approval,
@@ -17,7 +18,6 @@ from governance.models import (
     ChecklistTemplate,
     FreezeWindow,
 )
-from governance.roles import PROGRAM_MANAGERS, REVIEWERS
 from releases.choices import RiskLevel
 from tests.governance.helpers import approved, submitted
 

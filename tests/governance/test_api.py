@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.roles import PROGRAM_MANAGERS, REVIEWERS
 from governance.models import Approval, ApprovalPolicy, ChecklistItem, ChecklistTemplate
-from governance.roles import PROGRAM_MANAGERS, REVIEWERS
 from releases.choices import RiskLevel
 from tests.conftest import api_as
 from tests.factories import UserFactory

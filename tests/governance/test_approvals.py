@@ -7,15 +7,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance import services
-from governance.demo import approve_per_policy, sign_checklist
-from governance.models import Approval, ApprovalPolicy, AuditEvent, Checklist, ChecklistGate, ChecklistStatus
-from governance.roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
-from governance.selectors import approval_policy_status, releases_awaiting_approval_by
-from releases import services as release_services
-from releases.choices import ReleaseStatus as S
-from releases.choices import RiskLevel
-from releases.errors import (
+from core.errors import (
     DomainPermissionDenied,
     DomainValidationError,
     GuardFailed,
@@ -23,6 +15,15 @@ from releases.errors import (
     SeparationOfDuties,
     StaleContentHash,
 )
+from core.models import AuditEvent
+from core.roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
+from governance import services
+from governance.demo import approve_per_policy, sign_checklist
+from governance.models import Approval, ApprovalPolicy, Checklist, ChecklistGate, ChecklistStatus
+from governance.selectors import approval_policy_status, releases_awaiting_approval_by
+from releases import services as release_services
+from releases.choices import ReleaseStatus as S
+from releases.choices import RiskLevel
 from tests.factories import UserFactory, make_release
 from tests.governance.helpers import approved, submitted
 
@@ -152,7 +153,7 @@ class TestApprovalRules:
         _approve(high_release, reviewer, REVIEWERS, decision="reject", comment="Quotes a refund rule we retired.")
         high_release.refresh_from_db()
         assert high_release.status == S.REJECTED
-        assert AuditEvent.objects.filter(release=high_release, action="release.reject").exists()
+        assert AuditEvent.objects.filter(release_id=high_release.pk, action="release.reject").exists()
         assert Approval.objects.get().decision == "reject"
 
     def test_request_changes_returns_to_draft_and_dismisses_approvals(self, high_release, program_manager, reviewer):
@@ -217,7 +218,7 @@ class TestAutomaticApproval:
         _approve(high_release, second_reviewer, REVIEWERS)
         high_release.refresh_from_db()
         assert high_release.status == S.APPROVED
-        event = AuditEvent.objects.get(release=high_release, action="release.approve")
+        event = AuditEvent.objects.get(release_id=high_release.pk, action="release.approve")
         assert event.actor == second_reviewer
         assert event.data["approvals"][REVIEWERS] == [reviewer.username, second_reviewer.username]
         review = Checklist.objects.get(release=high_release, gate=ChecklistGate.REVIEW)

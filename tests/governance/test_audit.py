@@ -7,8 +7,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
-from governance.audit import GENESIS_HASH, audit_verify_chain
-from governance.models import AuditEvent
+from core.audit import GENESIS_HASH, audit_verify_chain
+from core.models import AuditEvent
 from releases import services
 from tests.factories import make_release
 
@@ -38,7 +38,7 @@ def test_audit_verify_command_passes_on_intact_chain(draft_release, capsys):
 
 def test_tampered_row_is_found_and_named(author, solution):
     releases = [make_release(author=author, solution=solution) for _ in range(3)]
-    victim = AuditEvent.objects.get(release=releases[1], action="release.created")
+    victim = AuditEvent.objects.get(release_id=releases[1].pk, action="release.created")
     _tamper("UPDATE governance_auditevent SET reason = %s WHERE id = %s", ["nothing to see", victim.pk])
     _checked, broken = audit_verify_chain()
     assert broken is not None and broken.event_id == victim.pk
@@ -49,7 +49,7 @@ def test_tampered_row_is_found_and_named(author, solution):
 
 def test_deleted_row_breaks_the_next_link(author, solution):
     releases = [make_release(author=author, solution=solution) for _ in range(3)]
-    victim = AuditEvent.objects.get(release=releases[1], action="release.created")
+    victim = AuditEvent.objects.get(release_id=releases[1].pk, action="release.created")
     successor = AuditEvent.objects.filter(id__gt=victim.pk).order_by("id").first()
     _tamper("DELETE FROM governance_auditevent WHERE id = %s", [victim.pk])
     _, broken = audit_verify_chain()

@@ -7,10 +7,12 @@ from django.core import mail
 from django.test import TestCase
 from django.utils import timezone
 
+from core.errors import DomainPermissionDenied, DomainValidationError, GuardFailed, SeparationOfDuties
+from core.models import AuditEvent
+from core.roles import ON_CALL, PROGRAM_MANAGERS
 from governance import services
 from governance.demo import sign_checklist
 from governance.models import (
-    AuditEvent,
     Checklist,
     ChecklistGate,
     ChecklistItem,
@@ -19,13 +21,11 @@ from governance.models import (
     ChecklistTemplate,
     TemplateStatus,
 )
-from governance.roles import ON_CALL, PROGRAM_MANAGERS
 from governance.seed_content import CHECKLIST_GATES, items_for_risk
 from governance.selectors import checklist_items_awaiting_sign_off_by
 from releases import services as release_services
 from releases.choices import ReleaseStatus as S
 from releases.choices import RiskLevel
-from releases.errors import DomainPermissionDenied, DomainValidationError, GuardFailed, SeparationOfDuties
 from tests.factories import UserFactory
 from tests.governance.helpers import approved, rolling_out, submitted
 
@@ -65,7 +65,7 @@ class TestInstantiation:
         assert [i.question for i in checklist.items.order_by("position")] == [
             i.question for i in template.items.order_by("position")
         ]
-        assert AuditEvent.objects.filter(release=high_release, action="checklist.instantiated").exists()
+        assert AuditEvent.objects.filter(release_id=high_release.pk, action="checklist.instantiated").exists()
 
     def test_template_edit_after_instantiation_leaves_the_snapshot_unchanged(
         self, high_release, program_manager, author

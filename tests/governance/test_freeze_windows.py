@@ -5,14 +5,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import DomainPermissionDenied, DomainValidationError, GuardFailed
+from core.models import AuditEvent
+from core.roles import ON_CALL, PROGRAM_MANAGERS
 from governance import services
 from governance.demo import sign_checklist
-from governance.models import AuditEvent, Checklist, ChecklistGate
-from governance.roles import ON_CALL, PROGRAM_MANAGERS
+from governance.models import Checklist, ChecklistGate
 from releases import services as release_services
 from releases.choices import ReleaseStatus as S
 from releases.choices import RiskLevel
-from releases.errors import DomainPermissionDenied, DomainValidationError, GuardFailed
 from tests.governance.helpers import approved, rolling_out, submitted
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +110,7 @@ class TestEmergencyOverride:
         override = AuditEvent.objects.get(action="freeze_window.overridden")
         assert override.actor == program_manager and override.release_id == release.pk
         assert override.object_id == str(window.pk) and override.reason == "Bot quotes a retired refund rule"
-        transition = AuditEvent.objects.get(release=release, action="release.start_rollout")
+        transition = AuditEvent.objects.get(release_id=release.pk, action="release.start_rollout")
         assert transition.data["override"] is True and transition.data["freeze_override"] == [window.pk]
         retro = Checklist.objects.get(release=release, gate=ChecklistGate.RETRO_REVIEW)
         assert retro.due_at is not None and retro.due_at <= timezone.now() + timedelta(hours=72)

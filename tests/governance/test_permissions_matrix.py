@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from core.roles import PROGRAM_MANAGERS, REVIEWERS
 from governance.models import ApprovalPolicy, ChecklistItem, ChecklistTemplate, FreezeWindow
-from governance.roles import PROGRAM_MANAGERS, REVIEWERS
 from tests.conftest import api_as
 
 pytestmark = pytest.mark.django_db

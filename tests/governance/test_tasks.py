@@ -8,9 +8,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
+from core.roles import REVIEWERS
 from governance import tasks
 from governance.models import Approval
-from governance.roles import REVIEWERS
 from governance.services import approval_record
 
 pytestmark = pytest.mark.django_db

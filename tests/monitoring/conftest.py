@@ -7,7 +7,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from governance.roles import PROGRAM_MANAGERS
+from core.roles import PROGRAM_MANAGERS
 from monitoring.choices import GuardrailScope
 from monitoring.models import Guardrail, MetricDefinition, NotificationEndpoint
 from releases import services as release_services

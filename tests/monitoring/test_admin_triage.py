@@ -12,8 +12,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from governance.models import AuditEvent
-from governance.roles import ON_CALL
+from core.models import AuditEvent
+from core.roles import ON_CALL
 from monitoring import services
 from monitoring.choices import IncidentEventKind, IncidentStatus, Resolution
 from monitoring.models import Incident, IncidentEvent, NotificationOutbox

@@ -154,7 +154,7 @@ def test_pause_action_runs_through_the_release_service_as_the_system(rolling_rel
     assert rolling_release.status == ReleaseStatus.PAUSED
     latest = rolling_release.history.first()
     assert latest.history_user is None and "Guardrail" in latest.history_change_reason
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     event = AuditEvent.objects.filter(release_id=rolling_release.pk, action="release.pause").get()
     assert event.actor_id is None and event.actor_label == "system"

@@ -13,7 +13,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from monitoring.choices import DeliveryStatus, IncidentEventKind, IncidentStatus, Severity
 from monitoring.models import Incident, NotificationEndpoint, NotificationOutbox
 from monitoring.services import (

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import GuardFailed
 from monitoring.choices import Outcome
 from monitoring.models import Evaluation
 from monitoring.services import guardrails_evaluate, rollout_automate
 from releases import services as release_services
 from releases.choices import ReleaseStatus
-from releases.errors import GuardFailed
 from releases.models import Release
 from tests.factories import make_release
 

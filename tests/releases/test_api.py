@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from releases.choices import ReleaseStatus as S
 from releases.models import AutomationSolution, Release
 from tests.concurrency import run_at_once
@@ -82,7 +82,7 @@ class TestReleaseCrud:
         assert body["author"] == author.username
         release = Release.objects.get(pk=body["id"])
         assert release.history.first().history_user == author
-        assert AuditEvent.objects.filter(release=release, action="release.created").exists()
+        assert AuditEvent.objects.filter(release_id=release.pk, action="release.created").exists()
 
     @pytest.mark.parametrize(
         ("overrides", "field"),

@@ -9,9 +9,9 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from core.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from governance import demo as governance_demo
 from governance.models import ChecklistGate
-from governance.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from releases import services
 from releases.choices import Audience, ReleaseStatus, RiskLevel
 from releases.demo import advance_release

@@ -1,10 +1,12 @@
 from django_filters import rest_framework as filters
 from rest_framework import serializers, viewsets
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    release = serializers.IntegerField(source="release_id", read_only=True, allow_null=True)
+
     class Meta:
         model = AuditEvent
         fields = [
@@ -30,6 +32,7 @@ class AuditEventFilter(filters.FilterSet):
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     action = filters.CharFilter(lookup_expr="startswith")
+    release = filters.NumberFilter(field_name="release_id")
 
     class Meta:
         model = AuditEvent

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.audit import audit_verify_chain
+from core.audit import audit_verify_chain
 
 
 class Command(BaseCommand):

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from releases.content import canonical_json
+from core.canonical import canonical_json
 
 from .models import AuditEvent
 
 if TYPE_CHECKING:
-    from releases.actors import Actor
+    from core.actors import Actor
 
 GENESIS_HASH = "0" * 64
 # Any constant works; it only has to be the same for every writer of the chain.

@@ -20,7 +20,7 @@ _READ_ALL = [
     "releases.view_automationsolution",
     "releases.view_release",
     "releases.view_rolloutstage",
-    "governance.view_auditevent",
+    "core.view_auditevent",
     # Governance (issue 3): everyone sees policies, approvals, checklists and freeze windows.
     "governance.view_approvalpolicy",
     "governance.view_approvalrequirement",
@@ -90,7 +90,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     # approval policy says whose approvals count, and whichever approval or sign-off completes it approves.
     REVIEWERS: [*_READ_ALL, "releases.review_release", "releases.approve_release"],
     ON_CALL: [*_READ_ALL, "releases.emergency_stop", "releases.approve_release", *_INCIDENT_TRIAGE],
-    AUDITORS: [*_READ_ALL, "governance.export_evidence", "monitoring.view_notificationendpoint"],
+    AUDITORS: [*_READ_ALL, "core.export_evidence", "monitoring.view_notificationendpoint"],
 }
 
 

@@ -1,0 +1,49 @@
+"""The ground floor's one model: the append-only, hash-chained audit log every app writes to."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def for_release(self, release_id: int) -> AuditEventQuerySet:
+        return self.filter(release_id=release_id)
+
+
+class AuditEvent(models.Model):
+    """One line of the append-only audit log, chained: ``hash = sha256(prev_hash + canonical event)``.
+
+    Rows are written only by ``core.audit.audit_record``; on PostgreSQL a trigger refuses UPDATE and
+    DELETE, and ``manage.py audit_verify`` walks the chain to find the first broken link.
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Kept as text too, so the event reads the same after a user is renamed; "system" for Celery.
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=80, db_index=True)
+    object_type = models.CharField(max_length=80)
+    object_id = models.CharField(max_length=64)
+    # The release the event belongs to, by id: the ground floor knows no release model. Releases are never
+    # deleted, so the id always resolves.
+    release_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    from_state = models.CharField(max_length=32, blank=True)
+    to_state = models.CharField(max_length=32, blank=True)
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        # The table keeps the name it was created with, before the log moved to the ground floor.
+        db_table = "governance_auditevent"
+        ordering = ["id"]
+        permissions = [("export_evidence", "Can export audit evidence")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.object_type}:{self.object_id} by {self.actor_label}"
