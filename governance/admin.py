@@ -15,8 +15,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.actors import request_actor
+from core.admin_support import ServiceBackedAdminMixin, copy_saved_state
 from core.errors import DomainError
-from releases.admin import ServiceBackedAdminMixin, _copy_saved_state
 
 from . import selectors, services
 from .models import (
@@ -153,7 +153,7 @@ class ApprovalPolicyAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistory
             saved = services.approval_policy_update(policy=form.instance, actor=actor, requirements=specs, **fields)
         else:
             saved = services.approval_policy_create(actor=actor, requirements=specs or [], **fields)
-        _copy_saved_state(form.instance, saved)
+        copy_saved_state(form.instance, saved)
 
 
 # --- Checklist templates ----------------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ class ChecklistTemplateAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHist
                 description=data.get("description", ""),
                 items=specs or [],
             )
-        _copy_saved_state(form.instance, saved)
+        copy_saved_state(form.instance, saved)
 
     @admin.action(description="Create a new draft version of the selected templates", permissions=["add"])
     def make_new_version(self, request: HttpRequest, queryset: QuerySet[ChecklistTemplate]) -> None:
@@ -355,7 +355,7 @@ class FreezeWindowAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistoryAd
                 )
         else:
             saved = services.freeze_window_create(actor=actor, **fields)
-        _copy_saved_state(obj, saved)
+        copy_saved_state(obj, saved)
 
 
 # --- Approvals and checklists (read-only records) ---------------------------------------------------------------

@@ -17,9 +17,9 @@ from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.actors import request_actor
+from core.admin_support import ServiceBackedAdminMixin
 from core.errors import DomainError
 from core.service_support import record_actor
-from releases.admin import ServiceBackedAdminMixin
 
 from . import selectors, services
 from .choices import MANUAL_RESOLUTIONS, IncidentStatus, Resolution, Severity

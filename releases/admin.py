@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.actors import request_actor
+from core.admin_support import ServiceBackedAdminMixin, copy_saved_state
 from core.errors import DomainError
 
 from . import services
@@ -38,23 +39,6 @@ STATUS_COLOURS = {
 }
 
 
-def _copy_saved_state(target: Any, source: Any) -> None:
-    # The admin keeps working with its own instance after save (for log entries and redirects).
-    target.__dict__.update({key: value for key, value in source.__dict__.items() if not key.startswith("_")})
-    target._state.adding = False
-
-
-class ServiceBackedAdminMixin:
-    """Shows a domain refusal raised while saving as a message instead of an error page."""
-
-    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
-        except DomainError as exc:
-            self.message_user(request, exc.detail, messages.ERROR)  # type: ignore[attr-defined]
-            return HttpResponseRedirect(request.get_full_path())
-
-
 @admin.register(AutomationSolution)
 class AutomationSolutionAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     list_display = ["name", "key", "audience", "owner", "is_active", "updated_at"]
@@ -75,7 +59,7 @@ class AutomationSolutionAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
             saved = services.solution_update(solution=obj, actor=request_actor(request), **data)
         else:
             saved = services.solution_create(actor=request_actor(request), **form.cleaned_data)
-        _copy_saved_state(obj, saved)
+        copy_saved_state(obj, saved)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -227,7 +211,7 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
                 stages=stage_specs or (),
                 **fields,
             )
-        _copy_saved_state(release, saved)
+        copy_saved_state(release, saved)
         for formset in formsets:
             # The service wrote the stages; the admin's change message still reads what a formset saved.
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []

@@ -4,30 +4,9 @@ Each transition names the states it starts from and the state it leads to. ``rel
 service per transition that moves a release along this table; nothing else writes ``Release.status``.
 """
 
-from dataclasses import dataclass
+from core.transitions import StateMachine, Transition
 
 from .choices import ReleaseStatus as S
-
-
-@dataclass(frozen=True)
-class Transition:
-    name: str
-    sources: frozenset[str]
-    target: str
-    label: str
-    # The Django permission (app_label.codename) an actor needs; the system actor (Celery) may run the
-    # transitions marked ``system_allowed``.
-    permission: str
-    system_allowed: bool = False
-    reason_required: bool = False
-    # Shown in red in the admin: these stop or end a release.
-    dangerous: bool = False
-    # The actor may override the guards that allow it (hold time, guardrails, emergency freeze), with a reason.
-    overridable: bool = False
-
-    def allows_from(self, status: str) -> bool:
-        return status in self.sources
-
 
 SUBMIT = Transition("submit", frozenset({S.DRAFT}), S.IN_REVIEW, "Submit for review", "releases.submit_release")
 REQUEST_CHANGES = Transition(
@@ -113,9 +92,9 @@ COMPLETE_VERIFICATION = Transition(
     system_allowed=True,
 )
 
-TRANSITIONS: dict[str, Transition] = {
-    t.name: t
-    for t in (
+RELEASE_LIFECYCLE = StateMachine(
+    "release",
+    (
         SUBMIT,
         REQUEST_CHANGES,
         REJECT,
@@ -128,9 +107,10 @@ TRANSITIONS: dict[str, Transition] = {
         ROLLBACK,
         BEGIN_VERIFICATION,
         COMPLETE_VERIFICATION,
-    )
-}
+    ),
+)
+TRANSITIONS: dict[str, Transition] = {t.name: t for t in RELEASE_LIFECYCLE}
 
 
 def transitions_from(status: str) -> list[Transition]:
-    return [t for t in TRANSITIONS.values() if t.allows_from(status)]
+    return RELEASE_LIFECYCLE.transitions_from(status)
