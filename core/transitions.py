@@ -11,6 +11,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
+MACHINES: dict[str, StateMachine] = {}
+
+
 @dataclass(frozen=True)
 class Transition:
     name: str
@@ -37,11 +40,13 @@ class Transition:
 
 
 class StateMachine:
-    """An ordered table of transitions for one model's ``status`` field."""
+    """An ordered table of transitions for one model's ``status`` field. Every table declared registers itself
+    in ``MACHINES``, so ``manage.py lifecycle`` can print them all."""
 
     def __init__(self, name: str, transitions: Iterable[Transition]) -> None:
         self.name = name
         self._by_name = {transition.name: transition for transition in transitions}
+        MACHINES[name] = self
 
     def __iter__(self) -> Iterator[Transition]:
         return iter(self._by_name.values())

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from core.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
@@ -79,6 +80,19 @@ def api_as(user: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(user=user)
     return client
+
+
+def admin_as(user: Any) -> Client:
+    """A browser session logged in as ``user``, for admin pages."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client_for() -> Any:
+    """``admin_client_for(user)`` → a logged-in browser client (the one admin-client helper of the suite)."""
+    return admin_as
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
