@@ -60,9 +60,12 @@ def test_a_refusal_is_replayed_too(author: Any, draft_release: Any, program_mana
         f"/api/v1/releases/{draft_release.pk}/start-rollout/", {}, format="json", HTTP_IDEMPOTENCY_KEY="r"
     )
     assert first.status_code == 409
-    assert client.post(
-        f"/api/v1/releases/{draft_release.pk}/start-rollout/", {}, format="json", HTTP_IDEMPOTENCY_KEY="r"
-    ).json() == first.json()
+    assert (
+        client.post(
+            f"/api/v1/releases/{draft_release.pk}/start-rollout/", {}, format="json", HTTP_IDEMPOTENCY_KEY="r"
+        ).json()
+        == first.json()
+    )
 
 
 def test_keys_are_per_user(author: Any, second_author: Any, solution: Any) -> None:
