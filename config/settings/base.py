@@ -10,18 +10,41 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(os.environ.get("ROLLGATE_VAR_DIR", BASE_DIR / "var"))
 # The embedded default keeps its SQLite file, broker folders and beat schedule here; a fresh clone has none.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Importing settings creates nothing: local settings make the folders (``make_embedded_folders``), so production
+# never writes into its code directory.
+VAR_DIR = Path(os.environ.get("ROLLGATE_VAR_DIR", BASE_DIR / "var"))
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_bool(name: str, default: bool = False) -> bool:
+    """A flag from the environment. Anything but a known spelling is refused, so a typo never turns it off."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    normalised = value.strip().lower()
+    if normalised in _TRUE:
+        return True
+    if normalised in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a boolean; use one of {', '.join(sorted(_TRUE | _FALSE))} (any case)."
+    )
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -161,9 +184,6 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(CELERY_FILESYSTEM_DIR / "control"),
         "store_processed": False,
     }
-    # Every process that publishes (web, worker, beat) needs the folders before its first message.
-    for _folder in ("out", "processed", "control"):
-        (CELERY_FILESYSTEM_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Redis: a task not acknowledged within this many seconds (its worker died, or it is still running) is
     # redelivered to another worker. Keep it above the longest task time limit; the worker-kill test lowers it.
@@ -179,7 +199,22 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# A worker creates this file's folder when it starts (config/celery.py); a standalone `celery beat` in production
+# takes an existing writable path from the environment.
+CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
+
+
+def make_embedded_folders(*, var_dir: Path, broker_url: str) -> None:
+    """Create what the embedded default writes to: the SQLite file's folder and the filesystem broker's folders.
+
+    Every process that publishes (web, worker, beat) needs the broker folders before its first message, so the
+    local settings call this at import; production settings never do.
+    """
+    var_dir.mkdir(parents=True, exist_ok=True)
+    if broker_url == "filesystem://":
+        for folder in ("out", "processed", "control"):
+            (var_dir / "celery" / folder).mkdir(parents=True, exist_ok=True)
+
 
 # The beat schedule lives here, in one place; each entry names the task that owns the work.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
