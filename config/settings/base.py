@@ -65,9 +65,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "axes",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "simple_history",
     "core",
     "releases",
@@ -86,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into core.auth.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -135,6 +138,33 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "admin:login"
 
+# --- Authentication -----------------------------------------------------------------------------------------
+# django-axes first: it refuses a locked-out client before any password is checked (admin login and the token
+# endpoint both authenticate with the request).
+AUTHENTICATION_BACKENDS = ["core.auth.RequestAxesBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+# Minutes a locked-out client waits; 0 means until an administrator runs `manage.py axes_reset`.
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30)) or None
+# Lock the address that keeps failing, not the username: a username lockout would let anyone lock out an admin.
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.auth.lockout_response"
+# Behind a proxy, set AXES_IPWARE_PROXY_COUNT so the client address (not the proxy's) is counted.
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
+# API tokens expire after this many hours; rotate with POST /api/v1/auth/token/rotate/.
+API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 12)
+# Password attempts on POST /api/v1/auth/token/ per client address (DRF rate syntax: N/second|minute|hour|day).
+API_TOKEN_THROTTLE_RATE = os.environ.get("API_TOKEN_THROTTLE_RATE", "10/minute")
+
+# The throttle counters live in the cache. The in-process default suits one web process; with several replicas
+# set CACHE_REDIS_URL so they share the counts.
+if os.environ.get("CACHE_REDIS_URL"):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_REDIS_URL"]}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rollgate"}}
+
 # --- API input limits ---------------------------------------------------------------------------------------
 # A metric-sample row is about 280 bytes of JSON, so the documented batch of 10,000 rows is about 2.8 MB; 8 MB
 # leaves room for long source names. A larger /api/ body is answered with a JSON 413.
@@ -146,7 +176,7 @@ API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
@@ -174,6 +204,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Release and governance system for customer-service automation solutions.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files (drf-spectacular-sidecar): the docs work offline and load no CDN code.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "status" or "resolution"; name each enum after what it describes.
