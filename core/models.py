@@ -74,3 +74,22 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.key_prefix}… of user #{self.user_id}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed note of the audit chain's head at one moment: the last event's id and hash, and how many events
+    the chain held. Signed with ``AUDIT_CHECKPOINT_KEY`` (kept outside the database) and also written to the
+    log, so deleting the newest events, truncating the table or rewriting the chain is detected by
+    ``audit_verify``. Append-only like the log (a trigger refuses UPDATE, DELETE and TRUNCATE)."""
+
+    created_at = models.DateTimeField()
+    last_event_id = models.BigIntegerField()
+    last_hash = models.CharField(max_length=64)
+    event_count = models.BigIntegerField()
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.pk} at event #{self.last_event_id}"

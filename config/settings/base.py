@@ -222,6 +222,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Audit -------------------------------------------------------------------------------------------------
+# Signs the audit chain's checkpoints. Production should set it, and keep it away from the database's
+# administrators: whoever holds it can forge a checkpoint. Unset, a key derived from SECRET_KEY is used.
+AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+
 # --- Celery -------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_FILESYSTEM_DIR = VAR_DIR / "celery"
@@ -275,6 +280,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "governance.escalate_overdue_retro_reviews",
         "schedule": timedelta(minutes=30),
     },
+    # core: sign the audit chain's head into a checkpoint row and the log, so deleting the newest events shows.
+    "core-audit-checkpoint": {"task": "core.audit_checkpoint", "schedule": timedelta(minutes=5)},
     # monitoring: evaluate every live release's guardrails (fans out batches; idempotent per window).
     "monitoring-evaluate-guardrails": {
         "task": "monitoring.evaluate_guardrails_cycle",
