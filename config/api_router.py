@@ -2,10 +2,12 @@
 
 from django.urls import include, path
 
-from releases.api.views import ObtainTokenView
+from core.api.auth_views import ObtainTokenView, RevokeTokenView, RotateTokenView
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("auth/token/rotate/", RotateTokenView.as_view(), name="api-token-rotate"),
+    path("auth/token/revoke/", RevokeTokenView.as_view(), name="api-token-revoke"),
     path("", include("core.api.urls")),
     path("", include("releases.api.urls")),
     path("", include("governance.api.urls")),

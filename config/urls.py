@@ -14,3 +14,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+# HTML for people, JSON under /api/ (see config/error_views.py).
+handler400 = "config.error_views.bad_request"
+handler500 = "config.error_views.server_error"

@@ -49,6 +49,50 @@ class AuditEvent(models.Model):
         return f"#{self.pk} {self.action} {self.object_type}:{self.object_id} by {self.actor_label}"
 
 
+class ApiToken(models.Model):
+    """An API token that expires, can be revoked, and dies with a password change.
+
+    Only a SHA-256 of the key is stored: the key is shown once, when issued, and a database reader cannot
+    replay it. ``password_fingerprint`` ties the token to the password it was issued under, so changing the
+    password (by any path: admin, shell, ``changepassword``) revokes every token without a signal to miss.
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    # The first characters of the key, to tell tokens apart in logs and the audit log without revealing them.
+    key_prefix = models.CharField(max_length=8)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=40, blank=True)
+    password_fingerprint = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="core_apitoken_user_live")]
+
+    def __str__(self) -> str:
+        return f"token {self.key_prefix}… of user #{self.user_id}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed note of the audit chain's head at one moment: the last event's id and hash, and how many events
+    the chain held. Signed with ``AUDIT_CHECKPOINT_KEY`` (kept outside the database) and also written to the
+    log, so deleting the newest events, truncating the table or rewriting the chain is detected by
+    ``audit_verify``. Append-only like the log (a trigger refuses UPDATE, DELETE and TRUNCATE)."""
+
+    created_at = models.DateTimeField()
+    last_event_id = models.BigIntegerField()
+    last_hash = models.CharField(max_length=64)
+    event_count = models.BigIntegerField()
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.pk} at event #{self.last_event_id}"
 class IdempotencyRecord(models.Model):
     """The first answer to a POST sent with an ``Idempotency-Key`` header, so a retry gets it back instead of
     acting twice. Scoped by user: two people may use the same key."""

@@ -10,18 +10,41 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(os.environ.get("ROLLGATE_VAR_DIR", BASE_DIR / "var"))
 # The embedded default keeps its SQLite file, broker folders and beat schedule here; a fresh clone has none.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Importing settings creates nothing: local settings make the folders (``make_embedded_folders``), so production
+# never writes into its code directory.
+VAR_DIR = Path(os.environ.get("ROLLGATE_VAR_DIR", BASE_DIR / "var"))
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_bool(name: str, default: bool = False) -> bool:
+    """A flag from the environment. Anything but a known spelling is refused, so a typo never turns it off."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    normalised = value.strip().lower()
+    if normalised in _TRUE:
+        return True
+    if normalised in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a boolean; use one of {', '.join(sorted(_TRUE | _FALSE))} (any case)."
+    )
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -42,9 +65,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "axes",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "simple_history",
     "core",
     "releases",
@@ -54,6 +78,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Refuses an oversized /api/ body before anything reads it, and answers /api/ failures as JSON.
+    "core.middleware.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,7 +87,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # After authentication: a retried POST's key is scoped by the user the API authenticates.
     "core.idempotency.IdempotencyKeyMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into core.auth.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -111,9 +140,45 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "admin:login"
 
+# --- Authentication -----------------------------------------------------------------------------------------
+# django-axes first: it refuses a locked-out client before any password is checked (admin login and the token
+# endpoint both authenticate with the request).
+AUTHENTICATION_BACKENDS = ["core.auth.RequestAxesBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+# Minutes a locked-out client waits; 0 means until an administrator runs `manage.py axes_reset`.
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30)) or None
+# Lock the address that keeps failing, not the username: a username lockout would let anyone lock out an admin.
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.auth.lockout_response"
+# Behind a proxy, set AXES_IPWARE_PROXY_COUNT so the client address (not the proxy's) is counted.
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
+# API tokens expire after this many hours; rotate with POST /api/v1/auth/token/rotate/.
+API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 12)
+# Password attempts on POST /api/v1/auth/token/ per client address (DRF rate syntax: N/second|minute|hour|day).
+API_TOKEN_THROTTLE_RATE = os.environ.get("API_TOKEN_THROTTLE_RATE", "10/minute")
+
+# The throttle counters live in the cache. The in-process default suits one web process; with several replicas
+# set CACHE_REDIS_URL so they share the counts.
+if os.environ.get("CACHE_REDIS_URL"):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_REDIS_URL"]}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rollgate"}}
+
+# --- API input limits ---------------------------------------------------------------------------------------
+# A metric-sample row is about 280 bytes of JSON, so the documented batch of 10,000 rows is about 2.8 MB; 8 MB
+# leaves room for long source names. A larger /api/ body is answered with a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 8 * 1024 * 1024)
+# Rollgate's deepest payload (a release with stages and a resolution flow) nests under ten levels.
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)
+# ?limit= beyond this returns this many rows; page through with ?offset=.
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
@@ -124,7 +189,12 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.domain_exception_handler",
@@ -136,6 +206,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Release and governance system for customer-service automation solutions.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files (drf-spectacular-sidecar): the docs work offline and load no CDN code.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "status" or "resolution"; name each enum after what it describes.
@@ -150,6 +224,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Audit -------------------------------------------------------------------------------------------------
+# Signs the audit chain's checkpoints. Production should set it, and keep it away from the database's
+# administrators: whoever holds it can forge a checkpoint. Unset, a key derived from SECRET_KEY is used.
+AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+
 # --- Celery -------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_FILESYSTEM_DIR = VAR_DIR / "celery"
@@ -162,9 +241,6 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(CELERY_FILESYSTEM_DIR / "control"),
         "store_processed": False,
     }
-    # Every process that publishes (web, worker, beat) needs the folders before its first message.
-    for _folder in ("out", "processed", "control"):
-        (CELERY_FILESYSTEM_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Redis: a task not acknowledged within this many seconds (its worker died, or it is still running) is
     # redelivered to another worker. Keep it above the longest task time limit; the worker-kill test lowers it.
@@ -180,7 +256,22 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# A worker creates this file's folder when it starts (config/celery.py); a standalone `celery beat` in production
+# takes an existing writable path from the environment.
+CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
+
+
+def make_embedded_folders(*, var_dir: Path, broker_url: str) -> None:
+    """Create what the embedded default writes to: the SQLite file's folder and the filesystem broker's folders.
+
+    Every process that publishes (web, worker, beat) needs the broker folders before its first message, so the
+    local settings call this at import; production settings never do.
+    """
+    var_dir.mkdir(parents=True, exist_ok=True)
+    if broker_url == "filesystem://":
+        for folder in ("out", "processed", "control"):
+            (var_dir / "celery" / folder).mkdir(parents=True, exist_ok=True)
+
 
 # The beat schedule lives here, in one place; each entry names the task that owns the work.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
@@ -191,6 +282,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "governance.escalate_overdue_retro_reviews",
         "schedule": timedelta(minutes=30),
     },
+    # core: sign the audit chain's head into a checkpoint row and the log, so deleting the newest events shows.
+    "core-audit-checkpoint": {"task": "core.audit_checkpoint", "schedule": timedelta(minutes=5)},
     # monitoring: evaluate every live release's guardrails (fans out batches; idempotent per window).
     "monitoring-evaluate-guardrails": {
         "task": "monitoring.evaluate_guardrails_cycle",

@@ -20,3 +20,6 @@ if CELERY_BROKER_URL == "memory://":
     # Not base's filesystem folders; a real broker (the worker tests) keeps base's options, visibility timeout included.
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = False
+# Token requests across the whole suite share one client address and one in-process cache; the throttle tests
+# set the production rate themselves and clear the cache.
+API_TOKEN_THROTTLE_RATE = "10000/minute"  # noqa: S105 (a rate, not a password)

@@ -6,7 +6,6 @@ from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,12 +26,6 @@ from .serializers import (
     TransitionErrorSerializer,
     TransitionInputSerializer,
 )
-
-
-class ObtainTokenView(ObtainAuthToken):
-    """Exchange a username and password for an API token (``Authorization: Token <key>``)."""
-
-    permission_classes: list[Any] = []
 
 
 class SolutionViewSet(
