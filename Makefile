@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rollgate
 
-.PHONY: run test lint typecheck checks pytest smoke bench clean
+.PHONY: run test lint typecheck checks pytest smoke bench fuzz clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ checks: $(VENV)/.dev-installed
 
 pytest: $(VENV)/.dev-installed
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## fuzz: schemathesis against the live schema as every role, with many examples per operation (the suite runs 3).
+fuzz: $(VENV)/.dev-installed
+	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) scripts/wait_for_postgres.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} ROLLGATE_FUZZ_EXAMPLES=$${ROLLGATE_FUZZ_EXAMPLES:-60} \
+	  $(VENV)/bin/pytest -p no:cacheprovider tests/test_api_fuzz.py
 
 ## smoke: the embedded default (SQLite + filesystem broker) still migrates, seeds and serves.
 smoke: $(VENV)/.runtime-installed
