@@ -24,6 +24,8 @@ class MetricDefinitionSerializer(serializers.ModelSerializer[MetricDefinition]):
             "unit",
             "version",
             "maturation_period",
+            "min_value",
+            "max_value",
         ]
 
 

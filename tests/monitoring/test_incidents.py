@@ -235,7 +235,7 @@ def test_webhook_receiver_down_then_up(rolling_release, error_rate, django_captu
     assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 1)
     assert "Connection refused" in row.last_error or "Errno" in row.last_error
     failed = row.incident.events.get(kind=IncidentEventKind.NOTIFICATION_FAILED)
-    assert "attempt 1/6" in failed.message
+    assert "attempt 1/14" in failed.message
     assert notifications_due(now=now) == []  # not before its backoff
 
     # The receiver comes up; the sweep resends it once its time has come.
