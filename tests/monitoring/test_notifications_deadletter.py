@@ -284,3 +284,16 @@ def test_rows_given_up_before_dead_lettering_existed_can_be_redriven(outbox_row)
     NotificationOutbox.objects.filter(pk=outbox_row.pk).update(status=DeliveryStatus.FAILED, attempts=6)
     with mock.patch("monitoring.tasks.deliver_notification.delay"):
         assert notification_redrive(actor=None, all_dead=True) == [outbox_row.pk]
+
+
+def test_the_task_leaves_long_waits_to_the_sweep(outbox_row):
+    from monitoring import tasks
+
+    # Seven failures behind it: the next wait is 32 minutes, beyond the task's own retry horizon.
+    NotificationOutbox.objects.filter(pk=outbox_row.pk).update(attempts=7)
+    with mock.patch.object(tasks.deliver_notification, "retry", side_effect=RuntimeError("retry")) as retry:
+        assert tasks.deliver_notification.run(outbox_row.pk) is False
+    assert retry.call_count == 0
+    outbox_row.refresh_from_db()
+    assert (outbox_row.status, outbox_row.attempts) == (DeliveryStatus.PENDING, 8)
+    assert outbox_row.next_attempt_at - timezone.now() > timedelta(minutes=60)
