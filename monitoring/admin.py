@@ -34,6 +34,7 @@ from .models import (
     NotificationOutbox,
 )
 from .services.guardrails import EDITABLE_FIELDS
+from .services.notifications import REDRIVE_PERMISSIONS
 
 
 class ReadOnlyAdminMixin:
@@ -464,7 +465,45 @@ class NotificationEndpointAdmin(SimpleHistoryAdmin):
 
 @admin.register(NotificationOutbox)
 class NotificationOutboxAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "incident", "channel", "target", "status", "attempts", "next_attempt_at"]
+    """Deliveries, dead letters included (filter by status "Dead-lettered"); the one write is the Redrive action."""
+
+    list_display = [
+        "created_at",
+        "incident",
+        "channel",
+        "target",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "dead_at",
+        "redrive_count",
+    ]
     list_filter = ["status", "channel"]
     list_select_related = ["incident"]
     readonly_fields = ["last_error"]
+    search_fields = ["target", "incident__title", "last_error"]
+    actions = ["redrive_selected"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Whoever may redrive (program managers, on-call) or sees the endpoints (auditors) sees the deliveries.
+        user = request.user
+        return super().has_view_permission(request, obj) or any(
+            user.has_perm(perm) for perm in (*REDRIVE_PERMISSIONS, "monitoring.view_notificationendpoint")
+        )
+
+    def has_redrive_permission(self, request: HttpRequest) -> bool:
+        return any(request.user.has_perm(perm) for perm in REDRIVE_PERMISSIONS)
+
+    @admin.action(description="Redrive selected dead-lettered notifications", permissions=["redrive"])
+    def redrive_selected(self, request: HttpRequest, queryset: QuerySet[NotificationOutbox]) -> None:
+        try:
+            redriven = services.notification_redrive(
+                actor=request_actor(request), outbox_ids=list(queryset.values_list("pk", flat=True))
+            )
+        except DomainError as exc:
+            self.message_user(request, f"Redrive refused: {exc.detail}", messages.ERROR)
+            return
+        skipped = queryset.count() - len(redriven)
+        note = f" {skipped} selected row(s) were not dead-lettered and were left alone." if skipped else ""
+        level = messages.SUCCESS if redriven else messages.WARNING
+        self.message_user(request, f"Redriven: {len(redriven)} notification(s) back to delivery.{note}", level)

@@ -122,4 +122,5 @@ class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
-    FAILED = "failed", "Failed (gave up)"
+    FAILED = "failed", "Failed (gave up)"  # before dead-lettering existed; migration 0003 moved these rows to DEAD
+    DEAD = "dead", "Dead-lettered (retries exhausted; redrive it)"

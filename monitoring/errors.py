@@ -10,6 +10,12 @@ class TooManyRows(DomainError):
     default_code = "too_many_rows"
 
 
+class IngestConflict(DomainError):
+    """The database aborted the upsert as a deadlock or serialization failure, again after retries (409)."""
+
+    default_code = "ingest_conflict"
+
+
 class InvalidRows(DomainValidationError):
     """Some rows of a batch are invalid; nothing was written. ``rows`` lists each bad row by its index."""
 

@@ -10,6 +10,7 @@ by compare-and-set updates.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -54,14 +55,44 @@ class MetricDefinition(models.Model):
         default=timedelta(0),
         help_text="A window's outcome is final only this long after it ends; younger windows are not evaluated.",
     )
+    # The range a sample may take, checked row by row at ingestion: an absurd value (1e308 ms) is a bad row, not a
+    # number that overflows the evaluation's aggregates for every release in the batch.
+    min_value = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Smallest accepted sample: a rate's numerator and denominator (counts), a gauge's value. "
+        "Empty: no bound.",
+    )
+    max_value = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Largest accepted sample: a rate's numerator and denominator (counts), a gauge's value. "
+        "Empty: no bound.",
+    )
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(min_value__isnull=True)
+                | models.Q(max_value__isnull=True)
+                | models.Q(min_value__lte=models.F("max_value")),
+                name="metric_definition_range",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self) -> None:
+        for field in ("min_value", "max_value"):
+            bound = getattr(self, field)
+            if bound is not None and not math.isfinite(bound):
+                raise ValidationError({field: "A finite number, or empty for no bound."})
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
+            raise ValidationError({"max_value": "Must not be below the minimum."})
 
 
 class MetricSampleQuerySet(models.QuerySet["MetricSample"]):
@@ -413,12 +444,16 @@ class NotificationOutbox(models.Model):
     payload = models.JSONField()
     status = models.CharField(max_length=8, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=6)
+    # 14 attempts on the backoff of services.notifications span about 26 hours, so a receiver down for a night
+    # still gets the notification; after that the row is dead-lettered (status DEAD) until someone redrives it.
+    max_attempts = models.PositiveIntegerField(default=14)
     next_attempt_at = models.DateTimeField()
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
+    dead_at = models.DateTimeField(null=True, blank=True, help_text="When its retries ran out (dead-lettered).")
+    redrive_count = models.PositiveIntegerField(default=0, help_text="How often someone sent it back to delivery.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

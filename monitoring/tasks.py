@@ -9,6 +9,7 @@ dedup key, deliveries by compare-and-set claim), so running one again is safe. S
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 
@@ -16,6 +17,8 @@ from . import services
 from .services.evaluation import BATCH_SIZE, live_release_ids
 
 logger = logging.getLogger(__name__)
+
+TASK_RETRY_HORIZON = timedelta(minutes=10)
 
 
 @shared_task(
@@ -74,8 +77,14 @@ def escalate_incidents() -> int:
 )
 def deliver_notification(self, outbox_id: int) -> bool:  # type: ignore[no-untyped-def]
     result = services.notification_deliver(outbox_id=outbox_id)
-    if result.retry_in is not None and self.request.retries < self.max_retries:
+    if (
+        result.retry_in is not None
+        and result.retry_in <= TASK_RETRY_HORIZON
+        and self.request.retries < self.max_retries
+    ):
         # The row is already rescheduled in the database (the sweep would find it); retrying is just sooner.
+        # Longer waits (the backoff reaches hours) are left to the sweep: a countdown beyond the broker's
+        # visibility timeout gets the message handed out again, and holding hours of ETA messages helps nobody.
         raise self.retry(countdown=result.retry_in.total_seconds())
     return result.sent
 

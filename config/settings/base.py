@@ -221,6 +221,7 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "monitoring.choices.DeliveryStatus",
         "IncidentResolutionEnum": "monitoring.choices.Resolution",
         "ManualResolutionEnum": "monitoring.choices.MANUAL_RESOLUTIONS",
+        "SeverityEnum": "monitoring.choices.Severity",  # incidents' severity and endpoints' min_severity
     },
 }
 

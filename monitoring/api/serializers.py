@@ -6,8 +6,18 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from ..choices import MANUAL_RESOLUTIONS
-from ..models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition, MetricSample
+from ..models import (
+    Evaluation,
+    Guardrail,
+    Incident,
+    IncidentEvent,
+    MetricDefinition,
+    MetricSample,
+    NotificationEndpoint,
+    NotificationOutbox,
+)
 from ..services.guardrails import EDITABLE_FIELDS
+from ..services.notifications import dead_letter_counts
 
 
 class MetricDefinitionSerializer(serializers.ModelSerializer[MetricDefinition]):
@@ -24,6 +34,8 @@ class MetricDefinitionSerializer(serializers.ModelSerializer[MetricDefinition]):
             "unit",
             "version",
             "maturation_period",
+            "min_value",
+            "max_value",
         ]
 
 
@@ -162,10 +174,16 @@ class IncidentSerializer(serializers.ModelSerializer[Incident]):
 
 class IncidentDetailSerializer(IncidentSerializer):
     timeline = IncidentEventSerializer(source="events", many=True, read_only=True)
+    notifications_dead = serializers.SerializerMethodField(
+        help_text="Notifications of this incident whose retries ran out (redrive them)."
+    )
 
     class Meta(IncidentSerializer.Meta):
-        fields = [*IncidentSerializer.Meta.fields, "timeline"]
+        fields = [*IncidentSerializer.Meta.fields, "timeline", "notifications_dead"]
         read_only_fields = fields
+
+    def get_notifications_dead(self, incident: Incident) -> int:
+        return dead_letter_counts(incident_ids=[incident.pk]).get(incident.pk, 0)
 
 
 class AssignInputSerializer(serializers.Serializer[Any]):
@@ -183,3 +201,56 @@ class MitigateInputSerializer(serializers.Serializer[Any]):
 class ResolveInputSerializer(serializers.Serializer[Any]):
     resolution = serializers.ChoiceField(choices=MANUAL_RESOLUTIONS)
     note = serializers.CharField(max_length=5000)
+
+
+# --- notification endpoints and deliveries (issue 8) -------------------------------------------------------------
+
+
+class NotificationEndpointSerializer(serializers.ModelSerializer[NotificationEndpoint]):
+    class Meta:
+        model = NotificationEndpoint
+        fields = ["id", "name", "channel", "target", "min_severity", "is_active"]
+        read_only_fields = ["id"]
+
+
+class NotificationOutboxSerializer(serializers.ModelSerializer[NotificationOutbox]):
+    event = serializers.CharField(source="payload.event", read_only=True)
+
+    class Meta:
+        model = NotificationOutbox
+        fields = [
+            "id",
+            "incident",
+            "event",
+            "endpoint",
+            "channel",
+            "target",
+            "status",
+            "attempts",
+            "max_attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+            "sent_at",
+            "dead_at",
+            "redrive_count",
+        ]
+        read_only_fields = fields
+
+
+class RedriveInputSerializer(serializers.Serializer[Any]):
+    """Exactly one of: ``ids`` (outbox rows), ``incident`` (its dead letters), ``all: true`` (every dead letter)."""
+
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=10_000)
+    incident = serializers.PrimaryKeyRelatedField(queryset=Incident.objects.all(), required=False)
+    all = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        chosen = ("ids" in attrs) + ("incident" in attrs) + bool(attrs.get("all"))
+        if chosen != 1:
+            raise serializers.ValidationError("Send exactly one of ids, incident, or all: true.")
+        return attrs
+
+
+class RedriveResultSerializer(serializers.Serializer[Any]):
+    redriven = serializers.ListField(child=serializers.IntegerField())

@@ -10,3 +10,10 @@ router.register("evaluations", EvaluationViewSet, basename="evaluation")
 router.register("incidents", IncidentViewSet, basename="incident")
 
 urlpatterns = router.urls
+
+# Notification endpoints and deliveries (issue 8): their own module, so the views above stay as they are.
+from .endpoint_views import NotificationEndpointViewSet, NotificationOutboxViewSet  # noqa: E402
+
+router.register("notification-endpoints", NotificationEndpointViewSet, basename="notification-endpoint")
+router.register("notifications", NotificationOutboxViewSet, basename="notification")
+urlpatterns = router.urls

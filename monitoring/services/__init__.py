@@ -14,10 +14,11 @@ from .incidents import (
     incidents_escalate_overdue,
 )
 from .ingestion import metric_samples_ingest
-from .notifications import notification_deliver, notifications_due
+from .notifications import dead_letter_counts, notification_deliver, notification_redrive, notifications_due
 from .rollout import guardrails_guard, release_guardrail_status, rollout_automate
 
 __all__ = [
+    "dead_letter_counts",
     "guardrail_action_apply",
     "guardrail_create",
     "guardrail_update",
@@ -36,6 +37,7 @@ __all__ = [
     "metric_samples_ingest",
     "next_counters",
     "notification_deliver",
+    "notification_redrive",
     "notifications_due",
     "release_guardrail_status",
     "rollout_automate",

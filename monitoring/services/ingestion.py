@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import logging
 import math
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+import psycopg
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from releases.models import Release
 
 from ..choices import Arm, MetricKind
-from ..errors import InvalidRows, TooManyRows
+from ..errors import IngestConflict, InvalidRows, TooManyRows
 from ..models import MetricDefinition, MetricSample
 
 logger = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000
+INGEST_ATTEMPTS = 4
 UNIQUE_FIELDS = ["source", "release", "metric", "market", "arm", "window_start"]
 UPDATE_FIELDS = ["window_end", "numerator", "denominator", "value", "metric_version", "received_at"]
 _ARMS = {arm.value for arm in Arm}
@@ -66,7 +70,11 @@ def _as_count(value: Any) -> int | None:
 def _as_number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(float(value)) else None
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer with hundreds of digits
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _as_release_id(value: Any) -> int | None:
@@ -76,6 +84,16 @@ def _as_release_id(value: Any) -> int | None:
         value = int(value.strip())
     if isinstance(value, int) and 0 < value <= MAX_STORABLE_INT:
         return value
+    return None
+
+
+def _out_of_range(number: float, metric: MetricDefinition) -> str | None:
+    # The definition states its range (rates: of their counts; gauges: of the value). A value outside it is this
+    # row's error: stored, it would overflow the evaluation's aggregates and stop the batch of every release.
+    if metric.min_value is not None and number < metric.min_value:
+        return f"Below {metric.key}'s minimum of {metric.min_value:g}{metric.unit and ' ' + metric.unit}."
+    if metric.max_value is not None and number > metric.max_value:
+        return f"Above {metric.key}'s maximum of {metric.max_value:g}{metric.unit and ' ' + metric.unit}."
     return None
 
 
@@ -143,6 +161,9 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
                 err("denominator", "Must not be negative.")
             if numerator is not None and denominator is not None and numerator > denominator >= 0:
                 err("numerator", "Must not be above the denominator.")
+            for field, count in (("numerator", numerator), ("denominator", denominator)):
+                if count is not None and count >= 0 and (problem := _out_of_range(count, metric)):
+                    err(field, problem)
             if row.get("value") is not None:
                 err("value", f"{metric.key} is a rate: send numerator and denominator, not a value.")
         elif metric is not None:
@@ -151,6 +172,8 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
                 err("value", "A finite number is required.")
             elif value < 0:
                 err("value", "Must not be negative.")
+            elif problem := _out_of_range(value, metric):
+                err("value", problem)
             if row.get("denominator") is not None:
                 denominator = _as_count(row.get("denominator"))
                 if denominator is None or denominator < 0:
@@ -190,25 +213,55 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
     return samples
 
 
-@transaction.atomic
 def metric_samples_ingest(*, rows: Sequence[Any], enqueue: bool = True) -> IngestResult:
     """Validate and upsert ``rows`` (all or nothing). Re-sending a window updates it.
 
-    After commit the touched releases are queued for evaluation; if the broker is down the samples stay stored
-    and the every-minute beat cycle catches up.
+    Concurrent overlapping batches cannot deadlock on one another (rows are written in key order); if the database
+    still aborts the transaction as a deadlock or serialization failure (another writer locking in another order,
+    e.g. a CSV import), the whole transaction is retried a few times, then refused as ``IngestConflict`` (409),
+    never a 500. After commit the touched releases are queued for evaluation; if the broker is down the samples
+    stay stored and the every-minute beat cycle catches up.
     """
     samples = validate_samples(rows)
-    upsert_samples(samples)
+    # Inside a caller's transaction a retry cannot undo what that transaction already locked: one attempt only.
+    attempts = 1 if transaction.get_connection().in_atomic_block else INGEST_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction.atomic():
+                upsert_samples(samples)
+            break
+        except OperationalError as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            logger.warning("Ingest of %s rows hit %s (attempt %s/%s)", len(samples), exc.__cause__, attempt, attempts)
+            if attempt == attempts:
+                raise IngestConflict(
+                    "Concurrent writes to the same samples conflicted; nothing was written. Retry the request."
+                ) from exc
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # jitter: the retries of two clients drift apart
     release_ids = tuple(sorted({sample.release_id for sample in samples}))
     if enqueue and release_ids:
         transaction.on_commit(lambda: enqueue_evaluation(release_ids))
     return IngestResult(rows=len(samples), release_ids=release_ids)
 
 
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    return isinstance(exc.__cause__, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+
+
+def _natural_key(sample: MetricSample) -> tuple[Any, ...]:
+    return (sample.source, sample.release_id, sample.metric_id, sample.market, sample.arm, sample.window_start)
+
+
 def upsert_samples(samples: Iterable[MetricSample]) -> None:
-    # One INSERT ... ON CONFLICT (natural key) DO UPDATE statement on PostgreSQL and SQLite alike.
+    # One INSERT ... ON CONFLICT (natural key) DO UPDATE statement on PostgreSQL and SQLite alike. Rows go in the
+    # order of the unique key, so two overlapping batches lock their common rows in the same order: one waits for
+    # the other instead of each holding a row the other needs (a deadlock, which PostgreSQL resolves by aborting).
     MetricSample.objects.bulk_create(
-        list(samples), update_conflicts=True, unique_fields=UNIQUE_FIELDS, update_fields=UPDATE_FIELDS
+        sorted(samples, key=_natural_key),
+        update_conflicts=True,
+        unique_fields=UNIQUE_FIELDS,
+        update_fields=UPDATE_FIELDS,
     )
 
 

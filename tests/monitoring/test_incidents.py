@@ -235,7 +235,7 @@ def test_webhook_receiver_down_then_up(rolling_release, error_rate, django_captu
     assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 1)
     assert "Connection refused" in row.last_error or "Errno" in row.last_error
     failed = row.incident.events.get(kind=IncidentEventKind.NOTIFICATION_FAILED)
-    assert "attempt 1/6" in failed.message
+    assert "attempt 1/14" in failed.message
     assert notifications_due(now=now) == []  # not before its backoff
 
     # The receiver comes up; the sweep resends it once its time has come.
@@ -309,8 +309,8 @@ def test_delivery_gives_up_after_max_attempts(rolling_release, error_rate):
     at = timezone.now()
     for _ in range(row.max_attempts):
         notification_deliver(outbox_id=row.pk, now=at)
-        at += timedelta(hours=2)
+        at += timedelta(hours=6)  # the longest backoff
     row.refresh_from_db()
-    assert row.status == DeliveryStatus.FAILED
+    assert row.status == DeliveryStatus.DEAD
     assert row.incident.events.filter(kind=IncidentEventKind.NOTIFICATION_FAILED).count() == row.max_attempts
-    assert "giving up" in row.incident.events.filter(kind=IncidentEventKind.NOTIFICATION_FAILED).last().message
+    assert "dead-lettered" in row.incident.events.filter(kind=IncidentEventKind.NOTIFICATION_FAILED).last().message
