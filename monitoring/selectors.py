@@ -6,9 +6,8 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
-from .choices import ACKNOWLEDGEABLE_STATES, MITIGATABLE_STATES
 from .models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition, MetricSample
-from .services.incidents import TRIAGE_PERMISSION
+from .state_machine import INCIDENT_LIFECYCLE, TRIAGE_PERMISSION
 
 
 def metric_definition_list() -> QuerySet[MetricDefinition]:
@@ -42,22 +41,18 @@ def incident_fired_by(incident: Incident) -> QuerySet[Evaluation]:
     return evaluation_list().filter(incident_events__incident=incident).distinct()
 
 
-TRIAGE_ACTIONS = ("acknowledge", "assign_to_me", "mitigate", "resolve")
+# Assigning is not a state change, so it is not in the table; it comes right after acknowledging.
+ASSIGN_TO_ME = "assign_to_me"
+TRIAGE_ACTIONS = (INCIDENT_LIFECYCLE.names()[0], ASSIGN_TO_ME, *INCIDENT_LIFECYCLE.names()[1:])
 
 
 def incident_triage_actions(*, incident: Incident, user: Any) -> list[str]:
-    """The triage steps (``TRIAGE_ACTIONS``) this user may take on this incident now, in the order they happen.
-
-    Mirrors the services' state rules so the admin offers only what would be accepted; the services check again.
-    """
-    if not getattr(user, "is_active", False) or not user.has_perm(TRIAGE_PERMISSION) or not incident.is_open:
+    """The triage steps (``TRIAGE_ACTIONS``) this user may take on this incident now, in the order they happen:
+    the transitions the lifecycle table allows from the incident's status and the user's permissions, and
+    "assign to me" while it is open and someone else's (the services check again)."""
+    if not getattr(user, "is_active", False) or not incident.is_open:
         return []
-    actions = []
-    if incident.status in ACKNOWLEDGEABLE_STATES:
-        actions.append("acknowledge")
-    if incident.assignee_id != user.pk:
-        actions.append("assign_to_me")
-    if incident.status in MITIGATABLE_STATES:
-        actions.append("mitigate")
-    actions.append("resolve")
-    return actions
+    allowed = {t.name for t in INCIDENT_LIFECYCLE.transitions_from(incident.status) if user.has_perm(t.permission)}
+    if user.has_perm(TRIAGE_PERMISSION) and incident.assignee_id != user.pk:
+        allowed.add(ASSIGN_TO_ME)
+    return [name for name in TRIAGE_ACTIONS if name in allowed]
