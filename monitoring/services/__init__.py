@@ -2,7 +2,7 @@
 
 from .definitions import metric_definition_update
 from .endpoints import notification_endpoint_create, notification_endpoint_update
-from .evaluation import guardrail_action_apply, guardrails_evaluate, guardrails_evaluate_batch, next_counters
+from .evaluation import guardrail_action_apply, guardrails_evaluate, guardrails_evaluate_batch
 from .guardrails import guardrail_create, guardrail_update
 from .incidents import (
     incident_acknowledge,
@@ -37,7 +37,6 @@ __all__ = [
     "incidents_escalate_overdue",
     "metric_definition_update",
     "metric_samples_ingest",
-    "next_counters",
     "notification_deliver",
     "notification_endpoint_create",
     "notification_endpoint_update",

@@ -43,7 +43,6 @@ NOT_GOVERNED = {
     "rollout_automate": "moves releases through releases.services (audited there)",
     "guardrails_guard": "a read-only guard",
     "release_guardrail_status": "a read",
-    "next_counters": "pure",
     "notification_deliver": "writes NotificationOutbox delivery state (no history) and a timeline event",
     "notifications_due": "a read",
 }
