@@ -36,7 +36,7 @@ from .models import (
 from .services.definitions import METRIC_DEFINITION_EDITABLE_FIELDS
 from .services.endpoints import NOTIFICATION_ENDPOINT_FIELDS
 from .services.guardrails import EDITABLE_FIELDS
-from .services.incidents import INCIDENT_LIFECYCLE_FIELDS, TRANSITION_SERVICES
+from .services.incidents import INCIDENT_LIFECYCLE_FIELDS, INCIDENT_TRIAGE_FIELDS, TRANSITION_SERVICES
 from .state_machine import ACKNOWLEDGE, INCIDENT_LIFECYCLE, MITIGATE, RESOLVE, TRIAGE_PERMISSION
 
 
@@ -225,7 +225,7 @@ class IncidentAdminForm(forms.ModelForm):
 
     class Meta:
         model = Incident
-        fields = ["assignee"]
+        fields = list(INCIDENT_TRIAGE_FIELDS)
 
 
 @admin.register(Incident)

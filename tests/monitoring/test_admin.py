@@ -8,13 +8,10 @@ from django.urls import reverse
 from core.models import AuditEvent
 from monitoring.choices import IncidentStatus, Resolution
 from monitoring.models import (
-    Evaluation,
     Guardrail,
     Incident,
     MetricDefinition,
-    MetricSample,
     NotificationEndpoint,
-    NotificationOutbox,
 )
 from monitoring.services import guardrails_evaluate
 from tests.conftest import admin_as
@@ -30,50 +27,6 @@ def incident(rolling_release, error_rate, webhook_endpoint):
     ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
     guardrails_evaluate()
     return Incident.objects.get()
-
-
-def _pages(incident):
-    guardrail = incident.guardrail
-    pages = [reverse("admin:app_list", args=["monitoring"])]
-    for model, obj in [
-        (MetricDefinition, MetricDefinition.objects.first()),
-        (MetricSample, MetricSample.objects.first()),
-        (Guardrail, guardrail),
-        (Evaluation, Evaluation.objects.first()),
-        (Incident, incident),
-        (NotificationEndpoint, NotificationEndpoint.objects.first()),
-        (NotificationOutbox, NotificationOutbox.objects.first()),
-    ]:
-        name = model._meta.model_name
-        pages.append(reverse(f"admin:monitoring_{name}_changelist"))
-        pages.append(reverse(f"admin:monitoring_{name}_change", args=[obj.pk]))
-    for name in ("metricdefinition", "guardrail", "incident", "notificationendpoint"):
-        obj = {"metricdefinition": MetricDefinition.objects.first(), "guardrail": guardrail, "incident": incident}.get(
-            name, NotificationEndpoint.objects.first()
-        )
-        pages.append(reverse(f"admin:monitoring_{name}_history", args=[obj.pk]))
-    pages.append(reverse("admin:monitoring_guardrail_add"))
-    pages.append(reverse("admin:monitoring_notificationendpoint_add"))
-    changelist = reverse("admin:monitoring_incident_changelist")
-    pages += [
-        changelist + "?status__exact=triggered",
-        changelist + "?unacknowledged=yes",
-        changelist + "?unacknowledged=no",
-        changelist + "?severity__exact=sev3",
-        changelist + f"?assignee__id__exact={incident.assignee_id or 0}",
-        changelist + "?q=error",
-    ]
-    return pages
-
-
-@pytest.mark.parametrize("persona", ["superuser", "program_manager", "oncall", "auditor"])
-def test_every_monitoring_admin_page_loads(request, persona, incident):
-    user = request.getfixturevalue(persona)
-    client = admin_as(user)
-    for url in _pages(incident):
-        response = client.get(url)
-        expected = {200} if persona in ("superuser",) else {200, 403}
-        assert response.status_code in expected, (persona, url, response.status_code)
 
 
 def test_oncall_sees_the_triage_list_and_the_incident_page(oncall, incident):
@@ -162,13 +115,6 @@ def test_guardrail_admin_create_goes_through_the_service(superuser, rolling_rele
     assert response.status_code == 302, response.content.decode()[:3000]
     guardrail = Guardrail.objects.get(name="fallback cap")
     assert guardrail.history.first().history_user == superuser
-
-
-def test_changelists_do_not_grow_queries_with_rows(superuser, incident, django_assert_max_num_queries):
-    client = admin_as(superuser)
-    for name in ("incident", "evaluation", "metricsample", "guardrail", "notificationoutbox"):
-        with django_assert_max_num_queries(15):
-            assert client.get(reverse(f"admin:monitoring_{name}_changelist")).status_code == 200
 
 
 def _history_post_changes_nothing(client, model, obj, data):

@@ -66,7 +66,14 @@ def run_queue(settings):
     yield QUEUE
     app.conf.task_default_queue = previous
     if _broker_available():
-        redis.Redis.from_url(BROKER_URL).delete(QUEUE, UNACKED_KEY, UNACKED_INDEX_KEY, f"unacked_mutex-{RUN_ID}")
+        redis.Redis.from_url(BROKER_URL).delete(
+            QUEUE,
+            UNACKED_KEY,
+            UNACKED_INDEX_KEY,
+            f"unacked_mutex-{RUN_ID}",
+            f"_kombu.binding.{QUEUE}",  # the queue's exchange, named after it
+            f"_kombu.binding_permanent.{QUEUE}",
+        )
 
 
 def _env() -> dict[str, str]:
