@@ -1,7 +1,9 @@
 """Incidents: opened by failing guardrails (deduplicated by the database), triaged by on-call, closed by passes.
 
-Every timeline event is written with its outbox rows in the same transaction (``incident_event_add``), so a
-notification exists exactly when its event does.
+Status changes follow ``monitoring.state_machine.INCIDENT_LIFECYCLE`` through one choke point (``_transition``);
+every write of an incident row comes with its audit event (``save_audited``). Every timeline event is written
+with its outbox rows in the same transaction (``incident_event_add``), so a notification exists exactly when its
+event does.
 """
 
 from __future__ import annotations
@@ -160,8 +162,9 @@ def _evaluation_message(evaluation: Evaluation | None) -> str:
 
 # --- Triage: the lifecycle transitions (``monitoring.state_machine``) and the plain steps beside them -------
 
-# Which fields each triage step writes: the one list the services write, the API shows and the admin keeps
-# read-only (``INCIDENT_LIFECYCLE_FIELDS``).
+# The incident's fields, declared once. A person changes only the triage fields (through ``incident_assign``: the
+# admin form edits them, the API shows them); the lifecycle fields are written by these services alone and are
+# read-only in the admin and the API.
 INCIDENT_TRIAGE_FIELDS = ("assignee",)
 INCIDENT_LIFECYCLE_FIELDS = (
     "title",
