@@ -219,7 +219,7 @@ def _transition(
         if not transition.allows_from(locked.status):
             raise IllegalTransition(
                 REFUSALS[transition.name].format(status=locked.get_status_display().lower()),
-                extra={"status": locked.status, "transition": transition.name},
+                extra={"status": locked.status},  # the 409 body the API has always answered
             )
         now, from_state = now or timezone.now(), locked.status
         if mutate is not None:
