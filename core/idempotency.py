@@ -37,10 +37,11 @@ def _fingerprint(request: HttpRequest) -> str:
 
 def _authenticated_user(request: HttpRequest) -> Any:
     """The API authenticates inside the view; the key is scoped by user, so authenticate the same way here."""
-    authenticators = [cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    classes: list[Any] = list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    authenticators = [cls() for cls in classes]
     try:
         user = Request(request, authenticators=authenticators).user
-    except Exception:
+    except Exception:  # a failed authentication is the view's to answer (401)
         return None
     return user if getattr(user, "is_authenticated", False) else None
 

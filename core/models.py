@@ -93,6 +93,8 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint #{self.pk} at event #{self.last_event_id}"
+
+
 class IdempotencyRecord(models.Model):
     """The first answer to a POST sent with an ``Idempotency-Key`` header, so a retry gets it back instead of
     acting twice. Scoped by user: two people may use the same key."""

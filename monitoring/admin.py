@@ -3,6 +3,8 @@ domain refusals come back as messages; statuses are never editable."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -14,12 +16,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from simple_history.admin import SimpleHistoryAdmin
 
 from core.actors import request_actor
-from core.admin_support import ServiceBackedAdminMixin
+from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
 from core.errors import DomainError
-from core.service_support import record_actor
 
 from . import selectors, services
 from .choices import MANUAL_RESOLUTIONS, IncidentStatus, Resolution, Severity
@@ -33,8 +33,12 @@ from .models import (
     NotificationEndpoint,
     NotificationOutbox,
 )
+from .services.definitions import METRIC_DEFINITION_EDITABLE_FIELDS
+from .services.endpoints import NOTIFICATION_ENDPOINT_FIELDS
 from .services.guardrails import EDITABLE_FIELDS
+from .services.incidents import INCIDENT_LIFECYCLE_FIELDS, INCIDENT_TRIAGE_FIELDS, TRANSITION_SERVICES
 from .services.notifications import REDRIVE_PERMISSIONS
+from .state_machine import ACKNOWLEDGE, INCIDENT_LIFECYCLE, MITIGATE, RESOLVE, TRIAGE_PERMISSION
 
 
 class ReadOnlyAdminMixin:
@@ -51,7 +55,7 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(MetricDefinition)
-class MetricDefinitionAdmin(SimpleHistoryAdmin):
+class MetricDefinitionAdmin(GovernedModelAdmin):
     list_display = ["key", "name", "kind", "direction", "version", "maturation_period"]
     list_filter = ["kind", "direction"]
     search_fields = ["key", "name"]
@@ -60,8 +64,12 @@ class MetricDefinitionAdmin(SimpleHistoryAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # seeded; a new metric needs code that computes it
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def save_model(self, request: HttpRequest, obj: MetricDefinition, form: Any, change: bool) -> None:
+        fields = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in METRIC_DEFINITION_EDITABLE_FIELDS
+        }
+        saved = services.metric_definition_update(metric=obj, actor=request_actor(request), **fields)
+        copy_saved_state(obj, saved)
 
 
 @admin.register(MetricSample)
@@ -74,7 +82,7 @@ class MetricSampleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Guardrail)
-class GuardrailAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+class GuardrailAdmin(GovernedModelAdmin):
     list_display = ["name", "metric", "scope", "target", "absolute_threshold", "relative_margin", "action", "dry_run"]
     list_filter = ["scope", "metric", "action", "severity", "dry_run", "is_active", "risk_level"]
     list_select_related = ["metric", "release", "release__solution", "solution"]
@@ -120,9 +128,6 @@ class GuardrailAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     def target(self, obj: Guardrail) -> str:
         return str(obj.release or obj.solution or obj.get_risk_level_display())
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def save_model(self, request: HttpRequest, obj: Guardrail, form: Any, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
         actor = request_actor(request)
@@ -131,7 +136,7 @@ class GuardrailAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
             if change
             else services.guardrail_create(actor=actor, **fields)
         )
-        obj.pk = saved.pk
+        copy_saved_state(obj, saved)
 
 
 @admin.register(Evaluation)
@@ -157,12 +162,34 @@ class UnacknowledgedFilter(admin.SimpleListFilter):
         return queryset
 
 
-TRIAGE_LABELS = {
-    "acknowledge": "Acknowledge",
-    "assign_to_me": "Assign to me",
-    "mitigate": "Mitigate",
-    "resolve": "Resolve",
+@dataclass(frozen=True)
+class TriageButton:
+    """One button of the triage panel: a lifecycle transition from the table, or "assign to me"."""
+
+    name: str
+    label: str
+    title: str = ""
+    # The placeholder of the required note field (transitions that need a reason), else no field.
+    note: str = ""
+    # Resolve asks which manual resolution applies.
+    resolutions: bool = False
+    colour: str = "var(--button-bg)"
+
+
+_BUTTON_DETAILS: dict[str, dict[str, Any]] = {
+    ACKNOWLEDGE.name: {"title": "Stops the escalation clock; assigns it to you if nobody has it"},
+    MITIGATE.name: {"note": "What was done (required)"},
+    RESOLVE.name: {"note": "How it was resolved (required)", "resolutions": True, "colour": "#198754"},
 }
+TRIAGE_BUTTONS: dict[str, TriageButton] = {
+    name: (
+        TriageButton(name, "Assign to me")
+        if name == selectors.ASSIGN_TO_ME
+        else TriageButton(name, INCIDENT_LIFECYCLE[name].label, **_BUTTON_DETAILS.get(name, {}))
+    )
+    for name in selectors.TRIAGE_ACTIONS
+}
+TRIAGE_LABELS = {name: button.label for name, button in TRIAGE_BUTTONS.items()}
 INCIDENT_STATUS_COLOURS: dict[str, str] = {
     IncidentStatus.TRIGGERED: "#dc3545",
     IncidentStatus.ACKNOWLEDGED: "#fd7e14",
@@ -199,11 +226,11 @@ class IncidentAdminForm(forms.ModelForm):
 
     class Meta:
         model = Incident
-        fields = ["assignee"]
+        fields = list(INCIDENT_TRIAGE_FIELDS)
 
 
 @admin.register(Incident)
-class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+class IncidentAdmin(GovernedModelAdmin):
     form = IncidentAdminForm
     change_form_template = "admin/monitoring/incident/change_form.html"
     list_display = [
@@ -225,26 +252,7 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     ordering = ["-opened_at"]
     actions = ["acknowledge_selected", "assign_to_me", "resolve_false_positive"]
     inlines = [IncidentEventInline]
-    readonly_fields = [
-        "title",
-        "status",
-        "severity",
-        "release",
-        "guardrail",
-        "market",
-        "dedup_key",
-        "trigger_count",
-        "opened_at",
-        "last_triggered_at",
-        "acknowledged_at",
-        "mitigated_at",
-        "resolved_at",
-        "escalated_at",
-        "resolution",
-        "resolution_note",
-        "previous_incident",
-        "fired_by",
-    ]
+    readonly_fields = [*INCIDENT_LIFECYCLE_FIELDS, "fired_by"]
     fieldsets = [
         ("Incident", {"fields": ["title", "status", "severity", "release", "guardrail", "market", "dedup_key"]}),
         (
@@ -284,10 +292,7 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Triage is the only change there is (assignee, comments), and the services check it again.
-        return request.user.has_perm(services.incidents.TRIAGE_PERMISSION)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        return request.user.has_perm(TRIAGE_PERMISSION)
 
     @admin.display(description="evaluations")
     def fired_by(self, obj: Incident) -> str:
@@ -352,9 +357,11 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
     def triage_context(self, request: HttpRequest, incident: Incident) -> dict[str, Any]:
         now = timezone.now()
         deadline = incident.ack_deadline
+        actions = selectors.incident_triage_actions(incident=incident, user=request.user)
         return {
-            "actions": selectors.incident_triage_actions(incident=incident, user=request.user),
-            "may_triage": request.user.has_perm(services.incidents.TRIAGE_PERMISSION),
+            "actions": actions,
+            "buttons": [TRIAGE_BUTTONS[name] for name in actions],
+            "may_triage": request.user.has_perm(TRIAGE_PERMISSION),
             "status_colour": INCIDENT_STATUS_COLOURS.get(incident.status, "#333"),
             "severity_colour": SEVERITY_COLOURS.get(incident.severity, "#333"),
             "ack_deadline": deadline,
@@ -368,41 +375,45 @@ class IncidentAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         if not self.has_view_permission(request, incident):
             self.message_user(request, "You cannot see this incident.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:index"))
-        if request.method != "POST" or action not in TRIAGE_LABELS:
+        button = TRIAGE_BUTTONS.get(action)
+        if request.method != "POST" or button is None:
             return HttpResponseRedirect(change_url)
-        label = TRIAGE_LABELS[action]
-        if not request.user.has_perm(services.incidents.TRIAGE_PERMISSION):
+        if not request.user.has_perm(TRIAGE_PERMISSION):
             self.message_user(
-                request, f"{label} refused: your role does not allow you to triage incidents.", messages.ERROR
+                request, f"{button.label} refused: your role does not allow you to triage incidents.", messages.ERROR
             )
             return HttpResponseRedirect(change_url)
         actor = request_actor(request)
-        note = request.POST.get("note", "")
-        try:
-            if action == "acknowledge":
-                updated = services.incident_acknowledge(incident=incident, actor=actor)
-            elif action == "assign_to_me":
-                updated = services.incident_assign(incident=incident, actor=actor, assignee=actor)
-            elif action == "mitigate":
-                updated = services.incident_mitigate(incident=incident, actor=actor, note=note)
-            else:
-                resolution = request.POST.get("resolution", "")
-                if resolution not in dict(MANUAL_RESOLUTIONS):
-                    # "auto_recovered" is the system's to give; the service would accept it without a note.
-                    choices = ", ".join(str(name) for _, name in MANUAL_RESOLUTIONS)
-                    self.message_user(request, f"{label} refused: pick a resolution ({choices}).", messages.ERROR)
-                    return HttpResponseRedirect(change_url)
-                updated = services.incident_resolve(incident=incident, actor=actor, resolution=resolution, note=note)
-        except DomainError as exc:
-            self.message_user(request, f"{label} refused: {exc.detail}", messages.ERROR)
+        arguments: dict[str, Any] = {"incident": incident, "actor": actor}
+        if button.note:
+            arguments["note"] = request.POST.get("note", "")
+        if button.resolutions:
+            resolution = request.POST.get("resolution", "")
+            if resolution not in dict(MANUAL_RESOLUTIONS):
+                # "auto_recovered" is the system's to give; the service would accept it without a note.
+                choices = ", ".join(str(name) for _, name in MANUAL_RESOLUTIONS)
+                self.message_user(request, f"{button.label} refused: pick a resolution ({choices}).", messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            arguments["resolution"] = resolution
+        if action == selectors.ASSIGN_TO_ME:
+            service: Callable[..., Incident] = services.incident_assign
+            arguments["assignee"] = actor
         else:
+            service = TRANSITION_SERVICES[action]
+
+        def success(updated: Incident) -> str:
             assignee = updated.assignee.get_username() if updated.assignee else "nobody"
-            self.message_user(
-                request,
-                f"{label}: incident #{updated.pk} is {updated.get_status_display().lower()}, assigned to {assignee}.",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(change_url)
+            status = updated.get_status_display().lower()
+            return f"{button.label}: incident #{updated.pk} is {status}, assigned to {assignee}."
+
+        return run_service_action(
+            self,
+            request,
+            label=button.label,
+            call=lambda: service(**arguments),
+            success=success,
+            redirect_to=change_url,
+        )
 
     def _run(self, request: HttpRequest, queryset: QuerySet[Incident], label: str, call: Any) -> None:
         done = 0
@@ -451,16 +462,23 @@ def _fmt(value: float | None) -> str:
 
 
 @admin.register(NotificationEndpoint)
-class NotificationEndpointAdmin(SimpleHistoryAdmin):
+class NotificationEndpointAdmin(GovernedModelAdmin):
+    # Never deleted (GovernedModelAdmin): deactivate instead, deliveries keep pointing at it.
     list_display = ["name", "channel", "target", "min_severity", "is_active"]
     list_filter = ["channel", "is_active", "min_severity"]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # deactivate instead: deliveries keep pointing at it
+    fields = list(NOTIFICATION_ENDPOINT_FIELDS)
 
     def save_model(self, request: HttpRequest, obj: NotificationEndpoint, form: Any, change: bool) -> None:
-        record_actor(obj, request_actor(request), "Changed in the admin" if change else "Created in the admin")
-        super().save_model(request, obj, form, change)
+        actor = request_actor(request)
+        if change:
+            fields = {
+                name: form.cleaned_data[name] for name in form.changed_data if name in NOTIFICATION_ENDPOINT_FIELDS
+            }
+            saved = services.notification_endpoint_update(endpoint=obj, actor=actor, **fields)
+        else:
+            fields = {name: form.cleaned_data[name] for name in NOTIFICATION_ENDPOINT_FIELDS}
+            saved = services.notification_endpoint_create(actor=actor, **fields)
+        copy_saved_state(obj, saved)
 
 
 @admin.register(NotificationOutbox)

@@ -14,7 +14,8 @@ from datetime import timedelta
 from celery import shared_task
 
 from . import services
-from .services.evaluation import BATCH_SIZE, live_release_ids
+from .selectors import live_release_ids
+from .services.evaluation import BATCH_SIZE
 
 logger = logging.getLogger(__name__)
 

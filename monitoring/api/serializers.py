@@ -17,6 +17,7 @@ from ..models import (
     NotificationOutbox,
 )
 from ..services.guardrails import EDITABLE_FIELDS
+from ..services.incidents import INCIDENT_LIFECYCLE_FIELDS, INCIDENT_TRIAGE_FIELDS
 from ..services.notifications import dead_letter_counts
 
 
@@ -146,29 +147,7 @@ class IncidentSerializer(serializers.ModelSerializer[Incident]):
 
     class Meta:
         model = Incident
-        fields = [
-            "id",
-            "title",
-            "dedup_key",
-            "release",
-            "release_title",
-            "guardrail",
-            "metric",
-            "market",
-            "status",
-            "severity",
-            "assignee",
-            "trigger_count",
-            "opened_at",
-            "last_triggered_at",
-            "acknowledged_at",
-            "mitigated_at",
-            "resolved_at",
-            "escalated_at",
-            "resolution",
-            "resolution_note",
-            "previous_incident",
-        ]
+        fields = ["id", *INCIDENT_LIFECYCLE_FIELDS, *INCIDENT_TRIAGE_FIELDS, "release_title", "metric"]
         read_only_fields = fields
 
 

@@ -4,17 +4,20 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.actors import request_actor
 from core.errors import DomainValidationError
+from core.transitions import Transition
 
 from .. import selectors, services
 from ..filters import EvaluationFilter, GuardrailFilter, IncidentFilter, MetricSampleFilter
 from ..models import Evaluation, Guardrail, Incident, MetricDefinition, MetricSample
+from ..services.incidents import TRANSITION_SERVICES
+from ..state_machine import ACKNOWLEDGE, INCIDENT_LIFECYCLE, MITIGATE, RESOLVE
 from .serializers import (
     AssignInputSerializer,
     CommentInputSerializer,
@@ -114,13 +117,41 @@ _ACTION_RESPONSES = {
 }
 
 
+# The body each lifecycle transition takes (none for acknowledge); its fields are the service's arguments.
+_TRANSITION_INPUTS: dict[str, type[serializers.Serializer[Any]] | None] = {
+    ACKNOWLEDGE.name: None,
+    MITIGATE.name: MitigateInputSerializer,
+    RESOLVE.name: ResolveInputSerializer,
+}
+
+
+def _transition_action(transition: Transition, doc: str) -> Any:
+    """A POST action running one transition of the incident table: input serializer → service → the incident."""
+    input_serializer = _TRANSITION_INPUTS[transition.name]
+    service = TRANSITION_SERVICES[transition.name]
+
+    @extend_schema(request=input_serializer, responses=_ACTION_RESPONSES, description=doc)
+    def handler(self: IncidentViewSet, request: Request, pk: str | None = None) -> Response:
+        arguments: dict[str, Any] = {}
+        if input_serializer is not None:
+            payload = input_serializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            arguments = dict(payload.validated_data)
+        incident = service(incident=self.get_object(), actor=request_actor(request), **arguments)
+        return self._respond(incident, request)
+
+    handler.__name__ = transition.name
+    handler.__doc__ = doc
+    return action(detail=True, methods=["post"], url_path=transition.url_name)(handler)
+
+
 class IncidentViewSet(viewsets.ReadOnlyModelViewSet[Incident]):
     """Incidents opened by failing guardrails. Triage with the POST actions (On-call)."""
 
     filterset_class = IncidentFilter
     ordering_fields = ["opened_at", "severity", "trigger_count"]
     # The actions check the triage permission in the service; the caller only needs to see the incident.
-    view_only_actions = ("acknowledge", "assign", "comment", "mitigate", "resolve", "evaluations")
+    view_only_actions = (*INCIDENT_LIFECYCLE.names(), "assign", "comment", "evaluations")
 
     def get_queryset(self) -> QuerySet[Incident]:
         return selectors.incident_detail() if self.detail else selectors.incident_list()
@@ -132,11 +163,9 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet[Incident]):
         fresh = selectors.incident_detail().get(pk=incident.pk)
         return Response(IncidentDetailSerializer(fresh, context={"request": request}).data)
 
-    @extend_schema(request=None, responses=_ACTION_RESPONSES)
-    @action(detail=True, methods=["post"])
-    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
-        incident = services.incident_acknowledge(incident=self.get_object(), actor=request_actor(request))
-        return self._respond(incident, request)
+    acknowledge = _transition_action(ACKNOWLEDGE, doc="triggered → acknowledged; assigns it to you if nobody has it.")
+    mitigate = _transition_action(MITIGATE, doc="triggered | acknowledged → mitigated, with a note.")
+    resolve = _transition_action(RESOLVE, doc="any open status → resolved, with a manual resolution and a note.")
 
     @extend_schema(request=AssignInputSerializer, responses=_ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
@@ -157,29 +186,6 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet[Incident]):
             incident=self.get_object(), actor=request_actor(request), message=payload.validated_data["message"]
         )
         return Response(IncidentEventSerializer(event).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=MitigateInputSerializer, responses=_ACTION_RESPONSES)
-    @action(detail=True, methods=["post"])
-    def mitigate(self, request: Request, pk: str | None = None) -> Response:
-        payload = MitigateInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        incident = services.incident_mitigate(
-            incident=self.get_object(), actor=request_actor(request), note=payload.validated_data["note"]
-        )
-        return self._respond(incident, request)
-
-    @extend_schema(request=ResolveInputSerializer, responses=_ACTION_RESPONSES)
-    @action(detail=True, methods=["post"])
-    def resolve(self, request: Request, pk: str | None = None) -> Response:
-        payload = ResolveInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        incident = services.incident_resolve(
-            incident=self.get_object(),
-            actor=request_actor(request),
-            resolution=payload.validated_data["resolution"],
-            note=payload.validated_data["note"],
-        )
-        return self._respond(incident, request)
 
     @extend_schema(responses=EvaluationSerializer(many=True))
     @action(detail=True, methods=["get"])

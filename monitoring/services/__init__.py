@@ -1,6 +1,8 @@
 """Monitoring's write paths, one module per concern; import from here."""
 
-from .evaluation import guardrail_action_apply, guardrails_evaluate, guardrails_evaluate_batch, next_counters
+from .definitions import metric_definition_update
+from .endpoints import notification_endpoint_create, notification_endpoint_update
+from .evaluation import guardrail_action_apply, guardrails_evaluate, guardrails_evaluate_batch
 from .guardrails import guardrail_create, guardrail_update
 from .incidents import (
     incident_acknowledge,
@@ -34,9 +36,11 @@ __all__ = [
     "incident_resolve",
     "incident_trigger",
     "incidents_escalate_overdue",
+    "metric_definition_update",
     "metric_samples_ingest",
-    "next_counters",
     "notification_deliver",
+    "notification_endpoint_create",
+    "notification_endpoint_update",
     "notification_redrive",
     "notifications_due",
     "release_guardrail_status",

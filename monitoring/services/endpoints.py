@@ -14,11 +14,11 @@ from ..models import NotificationEndpoint
 
 ADD_PERMISSION = "monitoring.add_notificationendpoint"
 CHANGE_PERMISSION = "monitoring.change_notificationendpoint"
-EDITABLE_FIELDS = ("name", "channel", "target", "min_severity", "is_active")
+NOTIFICATION_ENDPOINT_FIELDS = ("name", "channel", "target", "min_severity", "is_active")
 
 
 def _snapshot(endpoint: NotificationEndpoint) -> dict[str, Any]:
-    return {field: getattr(endpoint, field) for field in EDITABLE_FIELDS}
+    return {field: getattr(endpoint, field) for field in NOTIFICATION_ENDPOINT_FIELDS}
 
 
 @transaction.atomic
@@ -26,7 +26,7 @@ def notification_endpoint_create(*, actor: Actor, **fields: Any) -> Notification
     """Add an endpoint. The model's ``clean`` checks the target: an http(s) URL for a webhook, an e-mail address
     for e-mail (a 400 on ``target`` otherwise)."""
     require_permission(actor, ADD_PERMISSION, "add notification endpoints")
-    reject_unknown_fields(fields, EDITABLE_FIELDS)
+    reject_unknown_fields(fields, NOTIFICATION_ENDPOINT_FIELDS)
     endpoint = NotificationEndpoint(**fields)
     save_audited(endpoint, actor=actor, action="notification_endpoint.created", data=_snapshot(endpoint))
     return endpoint
@@ -39,13 +39,13 @@ def notification_endpoint_update(
     """Change an endpoint (``is_active=False`` retires it). The audit event records what changed, before and
     after; a call that changes nothing writes nothing."""
     require_permission(actor, CHANGE_PERMISSION, "change notification endpoints")
-    reject_unknown_fields(fields, EDITABLE_FIELDS)
+    reject_unknown_fields(fields, NOTIFICATION_ENDPOINT_FIELDS)
     locked = NotificationEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     before = _snapshot(locked)
     for name, value in fields.items():
         setattr(locked, name, value)
     after = _snapshot(locked)
-    changed = sorted(name for name in EDITABLE_FIELDS if before[name] != after[name])
+    changed = sorted(name for name in NOTIFICATION_ENDPOINT_FIELDS if before[name] != after[name])
     if not changed:
         return locked
     save_audited(

@@ -20,19 +20,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, Q, Sum, Window
-from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from core.errors import DomainError
 from releases import services as release_services
-from releases.choices import LIVE_STATES, ReleaseStatus
 from releases.models import Release
 from releases.state_machine import PAUSE, ROLLBACK
 
-from .. import statistics as st
-from ..choices import Arm, BaselineSource, GuardrailAction, GuardrailScope, IncidentEventKind, MetricKind, Outcome
-from ..models import Evaluation, Guardrail, Incident, MetricSample, incident_dedup_key
+from .. import selectors
+from ..choices import Arm, BaselineSource, GuardrailAction, IncidentEventKind, Outcome
+from ..judging import Counters, Judgement, Rule, Totals, judge_safely, next_counters
+from ..models import Evaluation, Guardrail, Incident, incident_dedup_key
 from .incidents import incident_event_add, incident_resolve, incident_trigger
 
 logger = logging.getLogger(__name__)
@@ -41,51 +39,12 @@ BATCH_SIZE = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Counters:
-    failures: int = 0
-    consecutive_passes: int = 0
-    breached: bool = False
-
-
-def next_counters(previous: Counters, outcome: str, *, failure_limit: int, success_limit: int) -> Counters:
-    """Carry a guardrail's counters over one more evaluation (see monitoring/README.md for examples).
-
-    fail: one more failure, the pass streak breaks. pass: the streak grows; ``success_limit`` passes in a row
-    forget the failures (recovery). inconclusive / insufficient_data: the streak breaks, failures stay (a data gap
-    neither fails nor recovers). error: nothing changes — a pipeline error says nothing about the release.
-    Breached when failures > failure_limit; a limit of -1 never breaches.
-    """
-    failures, passes = previous.failures, previous.consecutive_passes
-    if outcome == Outcome.FAIL:
-        failures, passes = failures + 1, 0
-    elif outcome == Outcome.PASS:
-        passes += 1
-        if passes >= success_limit:
-            failures = 0
-    elif outcome in (Outcome.INCONCLUSIVE, Outcome.INSUFFICIENT_DATA):
-        passes = 0
-    else:
-        return previous
-    return Counters(
-        failures=failures, consecutive_passes=passes, breached=failure_limit >= 0 and failures > failure_limit
-    )
-
-
 def window_end_for(guardrail: Guardrail, now: datetime) -> datetime:
     """The last matured window end, aligned to the guardrail's interval, so every run in one interval agrees."""
     matured = now - guardrail.metric.maturation_period
     step = guardrail.evaluation_interval.total_seconds()
     seconds = (matured - _EPOCH).total_seconds()
     return _EPOCH + timedelta(seconds=(seconds // step) * step)
-
-
-@dataclass
-class _Totals:
-    numerator: int = 0
-    denominator: int = 0
-    value: float | None = None
-    windows: int = 0
 
 
 @dataclass
@@ -125,19 +84,12 @@ class CycleResult:
             self.outcomes[outcome] += count
 
 
-def live_release_ids(*, release_ids: Iterable[int] | None = None) -> list[int]:
-    queryset = Release.objects.filter(status__in=LIVE_STATES)
-    if release_ids is not None:
-        queryset = queryset.filter(id__in=list(release_ids))
-    return list(queryset.order_by("id").values_list("id", flat=True))
-
-
 def guardrails_evaluate(
     *, release_ids: Iterable[int] | None = None, now: datetime | None = None, batch_size: int = BATCH_SIZE
 ) -> CycleResult:
     """One evaluation cycle over the live releases (all of them, or ``release_ids``), batch by batch."""
     now = now or timezone.now()
-    ids = live_release_ids(release_ids=release_ids)
+    ids = selectors.live_release_ids(release_ids=release_ids)
     total = CycleResult()
     for start in range(0, len(ids), batch_size):
         total.add(guardrails_evaluate_batch(release_ids=ids[start : start + batch_size], now=now))
@@ -162,66 +114,24 @@ def _lock_releases(release_ids: Sequence[int]) -> None:
         )
 
 
-def effective_guardrails(releases: Sequence[Release]) -> dict[int, list[Guardrail]]:
-    """Guardrails per release: its own, its solution's and its risk level's defaults (one query)."""
-    release_ids = [r.pk for r in releases]
-    solution_ids = {r.solution_id for r in releases}
-    risk_levels = {r.risk_level for r in releases}
-    guardrails = list(
-        Guardrail.objects.active()
-        .filter(
-            Q(scope=GuardrailScope.RELEASE, release_id__in=release_ids)
-            | Q(scope=GuardrailScope.SOLUTION, solution_id__in=solution_ids)
-            | Q(scope=GuardrailScope.RISK_LEVEL, risk_level__in=risk_levels)
-        )
-        .select_related("metric")
-        .order_by("id")
-    )
-    by_scope: dict[tuple[str, object], list[Guardrail]] = defaultdict(list)
-    for guardrail in guardrails:
-        target = {
-            GuardrailScope.RELEASE: guardrail.release_id,
-            GuardrailScope.SOLUTION: guardrail.solution_id,
-            GuardrailScope.RISK_LEVEL: guardrail.risk_level,
-        }[GuardrailScope(guardrail.scope)]
-        by_scope[(guardrail.scope, target)].append(guardrail)
-    by_release: dict[int, list[Guardrail]] = {}
-    for release in releases:
-        by_release[release.pk] = [
-            *by_scope.get((GuardrailScope.RELEASE, release.pk), []),
-            *by_scope.get((GuardrailScope.SOLUTION, release.solution_id), []),
-            *by_scope.get((GuardrailScope.RISK_LEVEL, release.risk_level), []),
-        ]
-    return by_release
+# --- The batch, step by step ----------------------------------------------------------------------------------
+
+Key = tuple[int, int, str]  # (guardrail, release, market)
+Span = tuple[datetime, datetime]
 
 
-def _aggregate(queryset: Any, keys: Sequence[str]) -> dict[tuple[Any, ...], _Totals]:
-    rows = queryset.values(*keys).annotate(
-        num=Sum("numerator"), den=Sum("denominator"), avg_value=Avg("value"), windows=Count("id")
-    )
-    return {
-        tuple(row[k] for k in keys): _Totals(
-            numerator=row["num"] or 0, denominator=row["den"] or 0, value=row["avg_value"], windows=row["windows"]
-        )
-        for row in rows
-    }
+@dataclass
+class _Looks:
+    """The (guardrail, release, market) looks a batch still has to take, with each guardrail's window."""
+
+    windows: dict[int, Span]
+    pending: list[tuple[Guardrail, Release, str]]
+    skipped: int
 
 
-@transaction.atomic
-def _evaluate_batch_in_transaction(
-    *, release_ids: Sequence[int], now: datetime
-) -> tuple[CycleResult, list[PendingAction]]:
-    result = CycleResult()
-    _lock_releases(release_ids)
-    releases = list(Release.objects.filter(id__in=release_ids, status__in=LIVE_STATES).order_by("id"))
-    result.releases = len(releases)
-    if not releases:
-        return result, []
-    by_release = effective_guardrails(releases)
-
-    # (guardrail, release, market) keys with their window, minus those already evaluated.
-    Key = tuple[int, int, str]
-    windows: dict[int, tuple[datetime, datetime]] = {}
+def _looks_to_take(releases: Sequence[Release], now: datetime) -> _Looks:
+    by_release = selectors.effective_guardrails(releases)
+    windows: dict[int, Span] = {}
     keys: list[tuple[Guardrail, Release, str]] = []
     for release in releases:
         for guardrail in by_release[release.pk]:
@@ -230,108 +140,129 @@ def _evaluate_batch_in_transaction(
                 windows[guardrail.pk] = (end - guardrail.evaluation_window, end)
             keys.extend((guardrail, release, market) for market in release.markets or [])
     if not keys:
-        return result, []
-    existing = set(
-        Evaluation.objects.filter(
-            release_id__in=[r.pk for r in releases],
-            guardrail_id__in=list(windows),
-            window_end__in={end for _, end in windows.values()},
-        ).values_list("guardrail_id", "release_id", "market", "window_end")
+        return _Looks(windows, [], 0)
+    existing = selectors.evaluated_looks(
+        release_ids=[r.pk for r in releases],
+        guardrail_ids=list(windows),
+        window_ends={end for _, end in windows.values()},
     )
     pending = [(g, r, m) for g, r, m in keys if (g.pk, r.pk, m, windows[g.pk][1]) not in existing]
-    result.skipped = len(keys) - len(pending)
-    if not pending:
-        return result, []
+    return _Looks(windows, pending, len(keys) - len(pending))
 
+
+@dataclass
+class _Cohorts:
+    """Sample totals per window span, the previous-release baselines, and the releases whose data could not
+    even be added up (their looks are ``error``)."""
+
+    totals: dict[Span, dict[tuple[Any, ...], Totals]]
+    previous_release: dict[int, int]
+    baseline_totals: dict[tuple[Any, ...], Totals]
+    unreadable: dict[int, str]
+
+
+def _read_cohorts(looks: _Looks) -> _Cohorts:
     # One aggregate per distinct window span (usually one or two: spans differ only by maturation and window).
-    spans: dict[tuple[datetime, datetime], set[int]] = defaultdict(set)
-    span_releases: dict[tuple[datetime, datetime], set[int]] = defaultdict(set)
-    for guardrail, release, _market in pending:
-        spans[windows[guardrail.pk]].add(guardrail.metric_id)
-        span_releases[windows[guardrail.pk]].add(release.pk)
-    totals: dict[tuple[datetime, datetime], dict[tuple[Any, ...], _Totals]] = {}
+    spans: dict[Span, set[int]] = defaultdict(set)
+    span_releases: dict[Span, set[int]] = defaultdict(set)
+    for guardrail, release, _market in looks.pending:
+        spans[looks.windows[guardrail.pk]].add(guardrail.metric_id)
+        span_releases[looks.windows[guardrail.pk]].add(release.pk)
+    unreadable: dict[int, str] = {}
+    totals: dict[Span, dict[tuple[Any, ...], Totals]] = {}
     for span, metric_ids in spans.items():
-        start, end = span
-        totals[span] = _aggregate(
-            MetricSample.objects.filter(
-                release_id__in=span_releases[span],
-                metric_id__in=metric_ids,
-                window_start__gte=start,
-                window_end__lte=end,
-            ),
-            ["release_id", "metric_id", "market", "arm"],
+        totals[span], failed = selectors.cohort_totals(
+            release_ids=span_releases[span], metric_ids=metric_ids, start=span[0], end=span[1]
         )
+        unreadable.update(failed)
 
-    previous_release = _previous_verified_releases(
-        [r for g, r, _m in pending if g.relative_margin is not None], now=now
+    previous_release = selectors.previous_verified_releases(
+        [r for g, r, _m in looks.pending if g.relative_margin is not None]
     )
-    baseline_totals: dict[tuple[Any, ...], _Totals] = {}
+    baseline_totals: dict[tuple[Any, ...], Totals] = {}
     if previous_release:
-        baseline_totals = _aggregate(
-            MetricSample.objects.filter(
-                release_id__in=set(previous_release.values()),
-                metric_id__in={g.metric_id for g, _r, _m in pending},
-                arm=Arm.TREATMENT,
-            ),
-            ["release_id", "metric_id", "market"],
+        baseline_totals, failed = selectors.release_totals(
+            release_ids=set(previous_release.values()), metric_ids={g.metric_id for g, _r, _m in looks.pending}
         )
+        for release_id, previous_id in previous_release.items():
+            if previous_id in failed:
+                unreadable.setdefault(release_id, f"baseline release {previous_id}: {failed[previous_id]}")
+    return _Cohorts(totals, previous_release, baseline_totals, unreadable)
 
-    previous_state: dict[Key, Counters] = {
-        (row["guardrail_id"], row["release_id"], row["market"]): Counters(
-            failures=row["failures"], consecutive_passes=row["consecutive_passes"], breached=row["breached"]
-        )
-        for row in Evaluation.objects.filter(release_id__in=[r.pk for r in releases], guardrail_id__in=list(windows))
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("guardrail_id"), F("release_id"), F("market")],
-                order_by=F("window_end").desc(),
-            )
-        )
-        .filter(rank=1)
-        .values("guardrail_id", "release_id", "market", "failures", "consecutive_passes", "breached")
-    }
 
+def rule_for(guardrail: Guardrail) -> Rule:
+    return Rule(
+        kind=guardrail.metric.kind,
+        direction=guardrail.metric.direction,
+        absolute_threshold=guardrail.absolute_threshold,
+        relative_margin=guardrail.relative_margin,
+        min_sample_size=guardrail.min_sample_size,
+        confidence=guardrail.confidence,
+        tuning_n=guardrail.tuning_n,
+    )
+
+
+def _baseline_for(
+    cohorts: _Cohorts, span: Span, guardrail: Guardrail, release: Release, market: str
+) -> tuple[Totals | None, str]:
+    """The concurrent control arm of the same cohort, else the previous verified release, else none."""
+    control = cohorts.totals[span].get((release.pk, guardrail.metric_id, market, Arm.CONTROL))
+    if control is not None and control.denominator > 0:
+        return control, BaselineSource.CONTROL
+    if release.pk in cohorts.previous_release:
+        baseline = cohorts.baseline_totals.get((cohorts.previous_release[release.pk], guardrail.metric_id, market))
+        return baseline, BaselineSource.PREVIOUS_RELEASE if baseline is not None else BaselineSource.NONE
+    return None, BaselineSource.NONE
+
+
+def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counters], now: datetime) -> list[Evaluation]:
+    """One evaluation per pending look: judged (each cohort on its own, so one release's bad data is its own
+    ``error``), with the counters carried over from the previous look."""
     evaluations: list[Evaluation] = []
-    for guardrail, release, market in pending:
-        span = windows[guardrail.pk]
-        span_totals = totals[span]
-        treatment = span_totals.get((release.pk, guardrail.metric_id, market, Arm.TREATMENT), _Totals())
-        control = span_totals.get((release.pk, guardrail.metric_id, market, Arm.CONTROL))
-        baseline: _Totals | None
-        baseline_source = BaselineSource.NONE
-        if control is not None and control.denominator > 0:
-            baseline, baseline_source = control, BaselineSource.CONTROL
-        elif release.pk in previous_release:
-            baseline = baseline_totals.get((previous_release[release.pk], guardrail.metric_id, market))
-            baseline_source = BaselineSource.PREVIOUS_RELEASE if baseline is not None else BaselineSource.NONE
+    for guardrail, release, market in looks.pending:
+        span = looks.windows[guardrail.pk]
+        baseline_source: str = BaselineSource.NONE
+        if release.pk in cohorts.unreadable:
+            judgement = Judgement(outcome=Outcome.ERROR, detail=cohorts.unreadable[release.pk])
         else:
-            baseline = None
-        evaluation = Evaluation(
-            guardrail=guardrail,
-            release=release,
-            market=market,
-            window_start=span[0],
-            window_end=span[1],
-            dry_run=guardrail.dry_run,
-            evaluated_at=now,
-            baseline_source=baseline_source,
-        )
-        try:
-            _judge(evaluation, guardrail, treatment, baseline)
-        except (ValueError, ZeroDivisionError, OverflowError) as exc:
-            evaluation.outcome = Outcome.ERROR
-            evaluation.detail = f"{type(exc).__name__}: {exc}"
+            treatment = cohorts.totals[span].get((release.pk, guardrail.metric_id, market, Arm.TREATMENT), Totals())
+            baseline, baseline_source = _baseline_for(cohorts, span, guardrail, release, market)
+            judgement = judge_safely(rule_for(guardrail), treatment, baseline)
         counters = next_counters(
             previous_state.get((guardrail.pk, release.pk, market), Counters()),
-            evaluation.outcome,
+            judgement.outcome,
             failure_limit=guardrail.failure_limit,
             success_limit=guardrail.consecutive_success_limit,
         )
-        evaluation.failures = counters.failures
-        evaluation.consecutive_passes = counters.consecutive_passes
-        evaluation.breached = counters.breached
-        evaluations.append(evaluation)
+        evaluations.append(
+            Evaluation(
+                guardrail=guardrail,
+                release=release,
+                market=market,
+                window_start=span[0],
+                window_end=span[1],
+                dry_run=guardrail.dry_run,
+                evaluated_at=now,
+                baseline_source=baseline_source,
+                outcome=judgement.outcome,
+                n=judgement.n,
+                observed=judgement.observed,
+                lower=judgement.lower,
+                upper=judgement.upper,
+                baseline=judgement.baseline,
+                baseline_n=judgement.baseline_n,
+                difference_lower=judgement.difference_lower,
+                difference_upper=judgement.difference_upper,
+                detail=judgement.detail,
+                failures=counters.failures,
+                consecutive_passes=counters.consecutive_passes,
+                breached=counters.breached,
+            )
+        )
+    return evaluations
+
+
+def _record(evaluations: list[Evaluation], result: CycleResult) -> None:
     Evaluation.objects.bulk_create(evaluations)
     result.evaluations = len(evaluations)
     for evaluation in evaluations:
@@ -347,77 +278,27 @@ def _evaluate_batch_in_transaction(
                 evaluation.detail,
             )
 
+
+@transaction.atomic
+def _evaluate_batch_in_transaction(
+    *, release_ids: Sequence[int], now: datetime
+) -> tuple[CycleResult, list[PendingAction]]:
+    result = CycleResult()
+    _lock_releases(release_ids)
+    releases = list(selectors.live_releases(release_ids))
+    result.releases = len(releases)
+    if not releases:
+        return result, []
+    looks = _looks_to_take(releases, now)
+    result.skipped = looks.skipped
+    if not looks.pending:
+        return result, []
+    cohorts = _read_cohorts(looks)
+    previous_state = selectors.latest_counters(release_ids=[r.pk for r in releases], guardrail_ids=list(looks.windows))
+    evaluations = _evaluate(looks, cohorts, previous_state, now)
+    _record(evaluations, result)
     actions = _act_on_incidents(evaluations, previous_state, now=now, result=result)
     return result, actions
-
-
-def _previous_verified_releases(releases: Sequence[Release], *, now: datetime) -> dict[int, int]:
-    """Release id → the latest verified release of its solution (the baseline without a control arm)."""
-    if not releases:
-        return {}
-    rows = (
-        Release.objects.filter(solution_id__in={r.solution_id for r in releases}, status=ReleaseStatus.VERIFIED)
-        .order_by("solution_id", "-closed_at", "-id")
-        .values("id", "solution_id")
-    )
-    latest: dict[int, int] = {}
-    for row in rows:
-        latest.setdefault(row["solution_id"], row["id"])
-    return {r.pk: latest[r.solution_id] for r in releases if latest.get(r.solution_id) not in (None, r.pk)}
-
-
-def _judge(evaluation: Evaluation, guardrail: Guardrail, treatment: _Totals, baseline: _Totals | None) -> None:
-    metric = guardrail.metric
-    direction = metric.direction
-    if metric.kind == MetricKind.GAUGE:
-        evaluation.n = treatment.denominator or treatment.windows
-        evaluation.observed = treatment.value
-        if evaluation.n < guardrail.min_sample_size or treatment.value is None:
-            evaluation.outcome = Outcome.INSUFFICIENT_DATA
-            return
-        evaluation.lower = evaluation.upper = treatment.value
-        assert guardrail.absolute_threshold is not None
-        evaluation.outcome = st.absolute_verdict(
-            st.Interval(treatment.value, treatment.value, treatment.value, evaluation.n),
-            threshold=guardrail.absolute_threshold,
-            direction=direction,
-        )
-        return
-
-    x, n = treatment.numerator, treatment.denominator
-    evaluation.n = n
-    evaluation.observed = x / n if n else None
-    if n < max(1, guardrail.min_sample_size):
-        evaluation.outcome = Outcome.INSUFFICIENT_DATA
-        evaluation.detail = f"n={n} below the minimum sample {guardrail.min_sample_size}"
-        return
-    outcomes: list[str] = []
-    if guardrail.absolute_threshold is not None:
-        interval = st.sequential_rate_interval(x, n, confidence=guardrail.confidence, tuning_n=guardrail.tuning_n)
-        evaluation.lower, evaluation.upper = interval.lower, interval.upper
-        outcomes.append(st.absolute_verdict(interval, threshold=guardrail.absolute_threshold, direction=direction))
-    if guardrail.relative_margin is not None:
-        if baseline is None or baseline.denominator == 0:
-            evaluation.detail = "No baseline: no control arm and no previous verified release with data."
-            if guardrail.absolute_threshold is None:
-                outcomes.append(Outcome.INSUFFICIENT_DATA)
-        else:
-            evaluation.baseline = baseline.numerator / baseline.denominator
-            evaluation.baseline_n = baseline.denominator
-            if baseline.denominator < guardrail.min_sample_size:
-                outcomes.append(Outcome.INSUFFICIENT_DATA)
-            else:
-                difference = st.sequential_difference_interval(
-                    x,
-                    n,
-                    baseline.numerator,
-                    baseline.denominator,
-                    confidence=guardrail.confidence,
-                    tuning_n=guardrail.tuning_n,
-                )
-                evaluation.difference_lower, evaluation.difference_upper = difference.lower, difference.upper
-                outcomes.append(st.relative_verdict(difference, margin=guardrail.relative_margin, direction=direction))
-    evaluation.outcome = st.worst_outcome(*outcomes) if outcomes else Outcome.INSUFFICIENT_DATA
 
 
 def _act_on_incidents(

@@ -5,8 +5,7 @@ from typing import Any
 from django.db import transaction
 
 from core.actors import Actor
-from core.errors import DomainPermissionDenied, DomainValidationError
-from core.service_support import record_actor, validate_model
+from core.service_support import reject_unknown_fields, require_permission, save_audited
 
 from ..models import Guardrail
 
@@ -33,31 +32,45 @@ EDITABLE_FIELDS = (
 )
 
 
-def _save(guardrail: Guardrail, actor: Actor | None, reason: str) -> Guardrail:
-    validate_model(guardrail)
-    record_actor(guardrail, actor, reason)
-    guardrail.save()
-    return guardrail
+def _data(guardrail: Guardrail) -> dict[str, Any]:
+    return {
+        "metric": guardrail.metric.key,
+        "scope": guardrail.scope,
+        "target": guardrail.release_id or guardrail.solution_id or guardrail.risk_level,
+        "action": guardrail.action,
+        "dry_run": guardrail.dry_run,
+        "is_active": guardrail.is_active,
+    }
 
 
 @transaction.atomic
 def guardrail_create(*, actor: Actor | None, **fields: Any) -> Guardrail:
-    if actor is not None and not actor.has_perm("monitoring.add_guardrail"):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied("Your role does not allow you to create guardrails.")
-    unknown = set(fields) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise DomainValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    """A guardrail pauses and rolls back releases, so creating one is audited like a release transition."""
+    if actor is not None:
+        require_permission(actor, "monitoring.add_guardrail", "create guardrails")
+    reject_unknown_fields(fields, EDITABLE_FIELDS)
     guardrail = Guardrail(created_by=actor, **fields)
-    return _save(guardrail, actor, "Created")
+    save_audited(
+        guardrail, actor=actor, action="guardrail.created", release_id=guardrail.release_id, data=_data(guardrail)
+    )
+    return guardrail
 
 
 @transaction.atomic
 def guardrail_update(*, guardrail: Guardrail, actor: Actor | None, **fields: Any) -> Guardrail:
-    if actor is not None and not actor.has_perm(MANAGE_PERMISSION):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied("Your role does not allow you to change guardrails.")
+    if actor is not None:
+        require_permission(actor, MANAGE_PERMISSION, "change guardrails")
+    reject_unknown_fields(fields, EDITABLE_FIELDS)
     locked = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
+    changed = {name: str(value) for name, value in fields.items() if getattr(locked, name) != value}
     for name, value in fields.items():
-        if name not in EDITABLE_FIELDS:
-            raise DomainValidationError({name: ["Unknown field."]})
         setattr(locked, name, value)
-    return _save(locked, actor, "Updated: " + ", ".join(sorted(fields))[:90])
+    save_audited(
+        locked,
+        actor=actor,
+        action="guardrail.updated",
+        reason=("Updated: " + ", ".join(sorted(changed)))[:100],
+        release_id=locked.release_id,
+        data={**_data(locked), "changed": changed},
+    )
+    return locked

@@ -1,11 +1,14 @@
 """Incidents: opened by failing guardrails (deduplicated by the database), triaged by on-call, closed by passes.
 
-Every timeline event is written with its outbox rows in the same transaction (``incident_event_add``), so a
-notification exists exactly when its event does.
+Status changes follow ``monitoring.state_machine.INCIDENT_LIFECYCLE`` through one choke point (``_transition``);
+every write of an incident row comes with its audit event (``save_audited``). Every timeline event is written
+with its outbox rows in the same transaction (``incident_event_add``), so a notification exists exactly when its
+event does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,24 +18,17 @@ from django.utils import timezone
 from core.actors import Actor
 from core.audit import audit_record
 from core.errors import DomainPermissionDenied, DomainValidationError, IllegalTransition
-from core.service_support import record_actor
+from core.service_support import save_audited
+from core.transitions import Transition
 
-from ..choices import (
-    ACK_DEADLINES,
-    ACKNOWLEDGEABLE_STATES,
-    MITIGATABLE_STATES,
-    NOTIFYING_EVENTS,
-    IncidentEventKind,
-    IncidentStatus,
-    Resolution,
-)
+from ..choices import ACK_DEADLINES, NOTIFYING_EVENTS, IncidentEventKind, IncidentStatus, Resolution
 from ..models import Evaluation, Guardrail, Incident, IncidentEvent, incident_dedup_key
+from ..state_machine import ACKNOWLEDGE, EVENT_KINDS, MITIGATE, REFUSALS, RESOLVE, TRIAGE_PERMISSION
 from .notifications import outbox_write_for_event
-
-TRIAGE_PERMISSION = "monitoring.triage_incident"
 
 
 def _require_triage(actor: Actor | None, action: str) -> None:
+    # For the steps that are not transitions (assign, comment); transitions check their table row.
     if actor is None or not actor.has_perm(TRIAGE_PERMISSION):  # type: ignore[attr-defined]
         raise DomainPermissionDenied(f"Your role does not allow you to {action} incidents.")
 
@@ -69,19 +65,6 @@ def _lock(incident: Incident) -> Incident:
     return Incident.objects.select_for_update(of=("self",)).select_related("release", "guardrail").get(pk=incident.pk)
 
 
-def _audit(incident: Incident, actor: Actor | None, action: str, from_state: str, reason: str) -> None:
-    audit_record(
-        actor=actor,
-        action=f"incident.{action}",
-        obj=incident,
-        release_id=incident.release_id,
-        from_state=from_state,
-        to_state=incident.status,
-        reason=reason,
-        data={"dedup_key": incident.dedup_key, "severity": incident.severity},
-    )
-
-
 @transaction.atomic
 def incident_trigger(
     *, guardrail: Guardrail, release_id: int, market: str, evaluation: Evaluation | None, now: datetime
@@ -106,10 +89,19 @@ def incident_trigger(
             last_triggered_at=now,
             previous_incident=previous,
         )
-        record_actor(incident, None, "Opened by a failing guardrail")
         try:
+            # The savepoint covers the insert and its audit event: a lost race leaves neither behind.
             with transaction.atomic():
-                incident.save()
+                save_audited(
+                    incident,
+                    actor=None,
+                    action="incident.opened",
+                    reason="Opened by a failing guardrail",
+                    release_id=release_id,
+                    to_state=incident.status,
+                    data=_incident_data(incident, evaluation),
+                    validate=False,
+                )
         except IntegrityError:
             existing = Incident.objects.select_for_update().filter(dedup_key=key).open().first()
             if existing is None:  # the winner was resolved meanwhile: a genuine conflict, let the caller retry
@@ -126,8 +118,16 @@ def incident_trigger(
             return incident, True
     existing.trigger_count += 1
     existing.last_triggered_at = now
-    record_actor(existing, None, "Retriggered")
-    existing.save(update_fields=["trigger_count", "last_triggered_at"])
+    save_audited(
+        existing,
+        actor=None,
+        action="incident.retriggered",
+        reason="Retriggered",
+        release_id=release_id,
+        data={**_incident_data(existing, evaluation), "trigger_count": existing.trigger_count},
+        update_fields=["trigger_count", "last_triggered_at"],
+        validate=False,
+    )
     incident_event_add(
         incident=existing,
         kind=IncidentEventKind.RETRIGGERED,
@@ -137,6 +137,14 @@ def incident_trigger(
         now=now,
     )
     return existing, False
+
+
+def _incident_data(incident: Incident, evaluation: Evaluation | None) -> dict[str, Any]:
+    return {
+        "dedup_key": incident.dedup_key,
+        "severity": incident.severity,
+        "evaluation": evaluation.pk if evaluation is not None else None,
+    }
 
 
 def _evaluation_message(evaluation: Evaluation | None) -> str:
@@ -152,38 +160,173 @@ def _evaluation_message(evaluation: Evaluation | None) -> str:
     return "; ".join(parts)
 
 
-@transaction.atomic
-def incident_acknowledge(*, incident: Incident, actor: Actor) -> Incident:
-    _require_triage(actor, "acknowledge")
-    locked = _lock(incident)
-    if locked.status not in ACKNOWLEDGEABLE_STATES:
-        raise IllegalTransition(
-            f"Only a triggered incident can be acknowledged; this one is {locked.get_status_display().lower()}.",
-            extra={"status": locked.status},
+# --- Triage: the lifecycle transitions (``monitoring.state_machine``) and the plain steps beside them -------
+
+# The incident's fields, declared once. A person changes only the triage fields (through ``incident_assign``: the
+# admin form edits them, the API shows them); the lifecycle fields are written by these services alone and are
+# read-only in the admin and the API.
+INCIDENT_TRIAGE_FIELDS = ("assignee",)
+INCIDENT_LIFECYCLE_FIELDS = (
+    "title",
+    "status",
+    "severity",
+    "release",
+    "guardrail",
+    "market",
+    "dedup_key",
+    "trigger_count",
+    "opened_at",
+    "last_triggered_at",
+    "acknowledged_at",
+    "mitigated_at",
+    "resolved_at",
+    "escalated_at",
+    "resolution",
+    "resolution_note",
+    "previous_incident",
+)
+
+Mutation = Callable[[Incident, datetime], None]
+
+
+def check_actor_may(*, transition: Transition, actor: Actor | None) -> None:
+    """The system (``None``) runs only ``system_allowed`` steps; a person needs the transition's permission."""
+    if actor is None:
+        if not transition.system_allowed:
+            raise DomainPermissionDenied(f"Only a person may {transition.name} incidents.")
+        return
+    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
+        raise DomainPermissionDenied(f"Your role does not allow you to {transition.name} incidents.")
+
+
+def _transition(
+    *,
+    incident: Incident,
+    transition: Transition,
+    actor: Actor | None,
+    reason: str = "",
+    message: str = "",
+    now: datetime | None = None,
+    mutate: Mutation | None = None,
+    event_data: dict[str, Any] | None = None,
+) -> Incident:
+    """The one place an incident's status changes: check the actor, lock the row, check the table, write the
+    status with its history row and audit event, then add the timeline event (and its outbox rows)."""
+    # The permission needs no row, so it is checked before the lock: a refused role waits for nobody.
+    check_actor_may(transition=transition, actor=actor)
+    with transaction.atomic():
+        locked = _lock(incident)
+        if not transition.allows_from(locked.status):
+            raise IllegalTransition(
+                REFUSALS[transition.name].format(status=locked.get_status_display().lower()),
+                extra={"status": locked.status},  # the 409 body the API has always answered
+            )
+        now, from_state = now or timezone.now(), locked.status
+        if mutate is not None:
+            mutate(locked, now)
+        locked.status = transition.target
+        # Not validated: status and timestamps come from the table and the clock, not from input, and
+        # ``full_clean`` would re-query every foreign key inside the lock.
+        save_audited(
+            locked,
+            actor=actor,
+            action=f"incident.{transition.name}",
+            reason=reason,
+            release_id=locked.release_id,
+            from_state=from_state,
+            to_state=locked.status,
+            data={"dedup_key": locked.dedup_key, "severity": locked.severity, **(event_data or {})},
+            validate=False,
         )
-    now = timezone.now()
-    locked.status = IncidentStatus.ACKNOWLEDGED
-    locked.acknowledged_at = now
-    if locked.assignee_id is None:
-        locked.assignee = actor  # type: ignore[assignment]
-    record_actor(locked, actor, "Acknowledged")
-    locked.save()
-    incident_event_add(incident=locked, kind=IncidentEventKind.ACKNOWLEDGED, actor=actor, now=now)
-    _audit(locked, actor, "acknowledge", IncidentStatus.TRIGGERED, "")
+        incident_event_add(
+            incident=locked,
+            kind=EVENT_KINDS[transition.name],
+            actor=actor,
+            message=message,
+            data=event_data,
+            now=now,
+        )
     return locked
+
+
+def incident_acknowledge(*, incident: Incident, actor: Actor) -> Incident:
+    def mutate(locked: Incident, now: datetime) -> None:
+        locked.acknowledged_at = now
+        if locked.assignee_id is None:
+            locked.assignee = actor  # type: ignore[assignment]
+
+    return _transition(incident=incident, transition=ACKNOWLEDGE, actor=actor, mutate=mutate)
+
+
+def incident_mitigate(*, incident: Incident, actor: Actor, note: str) -> Incident:
+    check_actor_may(transition=MITIGATE, actor=actor)
+    note = (note or "").strip()
+    if not note:
+        raise DomainValidationError({"note": ["Say what was done to mitigate."]})
+
+    def mutate(locked: Incident, now: datetime) -> None:
+        locked.mitigated_at = now
+        locked.acknowledged_at = locked.acknowledged_at or now
+
+    return _transition(incident=incident, transition=MITIGATE, actor=actor, reason=note, message=note, mutate=mutate)
+
+
+def incident_resolve(
+    *, incident: Incident, actor: Actor | None, resolution: str, note: str = "", now: datetime | None = None
+) -> Incident:
+    """Resolve an open incident. ``actor=None`` is the system (auto-recovery), which needs no note."""
+    check_actor_may(transition=RESOLVE, actor=actor)
+    if resolution not in Resolution.values:
+        raise DomainValidationError({"resolution": [f"One of {', '.join(Resolution.values)}."]})
+    note = (note or "").strip()
+    if actor is not None and resolution != Resolution.AUTO_RECOVERED and not note:
+        raise DomainValidationError({"note": ["Say how it was resolved."]})
+
+    def mutate(locked: Incident, when: datetime) -> None:
+        locked.resolved_at = when
+        locked.resolution = resolution
+        locked.resolution_note = note
+
+    return _transition(
+        incident=incident,
+        transition=RESOLVE,
+        actor=actor,
+        reason=note or Resolution(resolution).label,
+        message=note or Resolution(resolution).label,
+        now=now,
+        mutate=mutate,
+        event_data={"resolution": resolution},
+    )
+
+
+TRANSITION_SERVICES: dict[str, Callable[..., Incident]] = {
+    ACKNOWLEDGE.name: incident_acknowledge,
+    MITIGATE.name: incident_mitigate,
+    RESOLVE.name: incident_resolve,
+}
 
 
 @transaction.atomic
 def incident_assign(*, incident: Incident, actor: Actor, assignee: Actor) -> Incident:
+    """Not a state change: hand an open incident to someone who may triage it."""
     _require_triage(actor, "assign")
     if not assignee.is_active or not assignee.has_perm(TRIAGE_PERMISSION):  # type: ignore[attr-defined]
         raise DomainValidationError({"assignee": ["The assignee must be an active user who may triage incidents."]})
     locked = _lock(incident)
     if not locked.is_open:
         raise IllegalTransition("A resolved incident cannot be reassigned.", extra={"status": locked.status})
+    previous = locked.assignee_id
     locked.assignee = assignee  # type: ignore[assignment]
-    record_actor(locked, actor, f"Assigned to {assignee.get_username()}")
-    locked.save(update_fields=["assignee"])
+    save_audited(
+        locked,
+        actor=actor,
+        action="incident.assign",
+        reason=f"Assigned to {assignee.get_username()}",
+        release_id=locked.release_id,
+        data={"assignee": assignee.pk, "previous_assignee": previous},
+        update_fields=INCIDENT_TRIAGE_FIELDS,
+        validate=False,
+    )
     incident_event_add(
         incident=locked,
         kind=IncidentEventKind.ASSIGNED,
@@ -196,68 +339,22 @@ def incident_assign(*, incident: Incident, actor: Actor, assignee: Actor) -> Inc
 
 @transaction.atomic
 def incident_comment(*, incident: Incident, actor: Actor, message: str) -> IncidentEvent:
+    """Not a state change: a note on the timeline. The incident row is untouched, so the audit event is the
+    only record outside the timeline of who said what."""
     _require_triage(actor, "comment on")
     message = (message or "").strip()
     if not message:
         raise DomainValidationError({"message": ["A comment cannot be empty."]})
-    return incident_event_add(incident=incident, kind=IncidentEventKind.COMMENT, actor=actor, message=message)
-
-
-@transaction.atomic
-def incident_mitigate(*, incident: Incident, actor: Actor, note: str) -> Incident:
-    _require_triage(actor, "mitigate")
-    note = (note or "").strip()
-    if not note:
-        raise DomainValidationError({"note": ["Say what was done to mitigate."]})
-    locked = _lock(incident)
-    if locked.status not in MITIGATABLE_STATES:
-        raise IllegalTransition(
-            f"Cannot mitigate an incident that is {locked.get_status_display().lower()}.",
-            extra={"status": locked.status},
-        )
-    now, from_state = timezone.now(), locked.status
-    locked.status = IncidentStatus.MITIGATED
-    locked.mitigated_at = now
-    locked.acknowledged_at = locked.acknowledged_at or now
-    record_actor(locked, actor, "Mitigated")
-    locked.save()
-    incident_event_add(incident=locked, kind=IncidentEventKind.MITIGATED, actor=actor, message=note, now=now)
-    _audit(locked, actor, "mitigate", from_state, note)
-    return locked
-
-
-@transaction.atomic
-def incident_resolve(
-    *, incident: Incident, actor: Actor | None, resolution: str, note: str = "", now: datetime | None = None
-) -> Incident:
-    """Resolve an open incident. ``actor=None`` is the system (auto-recovery)."""
-    if actor is not None:
-        _require_triage(actor, "resolve")
-    if resolution not in Resolution.values:
-        raise DomainValidationError({"resolution": [f"One of {', '.join(Resolution.values)}."]})
-    if actor is not None and resolution != Resolution.AUTO_RECOVERED and not (note or "").strip():
-        raise DomainValidationError({"note": ["Say how it was resolved."]})
-    locked = _lock(incident)
-    if not locked.is_open:
-        raise IllegalTransition("The incident is already resolved.", extra={"status": locked.status})
-    now, from_state = now or timezone.now(), locked.status
-    locked.status = IncidentStatus.RESOLVED
-    locked.resolved_at = now
-    locked.resolution = resolution
-    locked.resolution_note = (note or "").strip()
-    record_actor(locked, actor, f"Resolved: {resolution}")
-    locked.save()
-    incident_event_add(
-        incident=locked,
-        kind=IncidentEventKind.RESOLVED,
+    event = incident_event_add(incident=incident, kind=IncidentEventKind.COMMENT, actor=actor, message=message)
+    audit_record(
         actor=actor,
-        message=locked.resolution_note or locked.get_resolution_display(),
-        data={"resolution": resolution},
-        now=now,
+        action="incident.comment",
+        obj=incident,
+        release_id=incident.release_id,
+        reason=message[:500],
+        data={"event": event.pk},
     )
-    if actor is not None:
-        _audit(locked, actor, "resolve", from_state, locked.resolution_note)
-    return locked
+    return event
 
 
 @transaction.atomic
@@ -268,8 +365,16 @@ def incident_escalate(*, incident: Incident, now: datetime) -> bool:
     if locked.status != IncidentStatus.TRIGGERED or locked.escalated_at is not None or now < deadline:
         return False
     locked.escalated_at = now
-    record_actor(locked, None, "Escalated: not acknowledged in time")
-    locked.save(update_fields=["escalated_at"])
+    save_audited(
+        locked,
+        actor=None,
+        action="incident.escalated",
+        reason="Escalated: not acknowledged in time",
+        release_id=locked.release_id,
+        data={"dedup_key": locked.dedup_key, "severity": locked.severity, "deadline": deadline.isoformat()},
+        update_fields=["escalated_at"],
+        validate=False,
+    )
     incident_event_add(
         incident=locked,
         kind=IncidentEventKind.ESCALATED,

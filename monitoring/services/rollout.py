@@ -7,9 +7,12 @@ the system itself only acts when every guardrail of the release positively passe
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
+from django.db import transaction
 from django.db.models import F, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -22,7 +25,7 @@ from releases.models import Release
 
 from ..choices import Arm, Outcome
 from ..models import Evaluation, Incident, MetricSample
-from .evaluation import effective_guardrails
+from ..selectors import effective_guardrails
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class AutomationResult:
     promoted: list[int] = field(default_factory=list)
     verified: list[int] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
+    # Releases whose step raised something unexpected: logged, and the cycle went on with the others.
+    failed: dict[int, str] = field(default_factory=dict)
 
 
 def stage_sample_sizes(release_ids: list[int]) -> dict[int, int]:
@@ -106,7 +111,11 @@ def stage_sample_sizes(release_ids: list[int]) -> dict[int, int]:
 
 
 def rollout_automate(*, now: datetime | None = None) -> AutomationResult:
-    """Promote auto-promote rollouts that are ready, complete verification windows that ended green."""
+    """Promote auto-promote rollouts that are ready, complete verification windows that ended green.
+
+    Each release is handled on its own, in a savepoint: one release raising (bad data, a bug, a lost row) is
+    logged and recorded in ``failed``, and the others are still promoted or verified.
+    """
     now = now or timezone.now()
     result = AutomationResult()
     candidates = list(
@@ -116,46 +125,60 @@ def rollout_automate(*, now: datetime | None = None) -> AutomationResult:
     )
     sizes = stage_sample_sizes([r.pk for r in candidates]) if candidates else {}
     for release in candidates:
-        stage = release.current_stage
-        assert stage is not None
-        if release_services.hold_time_remaining(release, now) > timedelta(0):
-            result.skipped[release.pk] = "hold time"
-            continue
-        if sizes.get(release.pk, 0) < stage.min_sample_size:
-            result.skipped[release.pk] = f"sample {sizes.get(release.pk, 0)} < {stage.min_sample_size}"
-            continue
-        status = release_guardrail_status(release=release)
-        if not status.all_pass:
-            result.skipped[release.pk] = "guardrails not all passing"
-            continue
-        try:
-            release_services.release_promote(
-                release=release,
-                actor=None,
-                reason=f"Automatic promotion: stage '{stage.name}' held {stage.min_hold}, "
-                f"sample {sizes.get(release.pk, 0)}, guardrails passing",
-            )
-        except DomainError as exc:
-            result.skipped[release.pk] = exc.detail
-            logger.info("Automatic promotion of release %s refused: %s", release.pk, exc.detail)
-        else:
-            result.promoted.append(release.pk)
-
+        _isolated(result, release, partial(_promote_if_ready, release, sizes, now, result))
     ended = Release.objects.filter(status=ReleaseStatus.VERIFYING, verification_started_at__isnull=False).order_by("id")
     for release in ended:
-        if release_services.verification_time_remaining(release, now) > timedelta(0):
-            continue
-        status = release_guardrail_status(release=release)
-        if not status.all_pass:
-            result.skipped[release.pk] = "guardrails not all passing"
-            continue
-        try:
-            release_services.release_complete_verification(
-                release=release, actor=None, reason="Verification window ended with every guardrail passing"
-            )
-        except DomainError as exc:  # e.g. the verification checklist is not signed yet
-            result.skipped[release.pk] = exc.detail
-            logger.info("Automatic verification of release %s refused: %s", release.pk, exc.detail)
-        else:
-            result.verified.append(release.pk)
+        _isolated(result, release, partial(_complete_verification_if_done, release, now, result))
     return result
+
+
+def _isolated(result: AutomationResult, release: Release, step: Callable[[], None]) -> None:
+    try:
+        with transaction.atomic():
+            step()
+    except Exception as exc:  # one release's failure must not stop the periodic job for the others
+        logger.exception("Rollout automation failed for release %s", release.pk)
+        result.failed[release.pk] = f"{type(exc).__name__}: {exc}"
+
+
+def _promote_if_ready(release: Release, sizes: dict[int, int], now: datetime, result: AutomationResult) -> None:
+    stage = release.current_stage
+    assert stage is not None
+    if release_services.hold_time_remaining(release, now) > timedelta(0):
+        result.skipped[release.pk] = "hold time"
+        return
+    if sizes.get(release.pk, 0) < stage.min_sample_size:
+        result.skipped[release.pk] = f"sample {sizes.get(release.pk, 0)} < {stage.min_sample_size}"
+        return
+    if not release_guardrail_status(release=release).all_pass:
+        result.skipped[release.pk] = "guardrails not all passing"
+        return
+    try:
+        release_services.release_promote(
+            release=release,
+            actor=None,
+            reason=f"Automatic promotion: stage '{stage.name}' held {stage.min_hold}, "
+            f"sample {sizes.get(release.pk, 0)}, guardrails passing",
+        )
+    except DomainError as exc:
+        result.skipped[release.pk] = exc.detail
+        logger.info("Automatic promotion of release %s refused: %s", release.pk, exc.detail)
+    else:
+        result.promoted.append(release.pk)
+
+
+def _complete_verification_if_done(release: Release, now: datetime, result: AutomationResult) -> None:
+    if release_services.verification_time_remaining(release, now) > timedelta(0):
+        return
+    if not release_guardrail_status(release=release).all_pass:
+        result.skipped[release.pk] = "guardrails not all passing"
+        return
+    try:
+        release_services.release_complete_verification(
+            release=release, actor=None, reason="Verification window ended with every guardrail passing"
+        )
+    except DomainError as exc:  # e.g. the verification checklist is not signed yet
+        result.skipped[release.pk] = exc.detail
+        logger.info("Automatic verification of release %s refused: %s", release.pk, exc.detail)
+    else:
+        result.verified.append(release.pk)

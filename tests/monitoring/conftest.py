@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db.models import F
+import time_machine
 from django.utils import timezone
 
 from core.roles import PROGRAM_MANAGERS
@@ -12,7 +12,7 @@ from monitoring.choices import GuardrailScope
 from monitoring.models import Guardrail, MetricDefinition, NotificationEndpoint
 from releases import services as release_services
 from releases.choices import LIVE_STATES, ReleaseStatus
-from releases.models import Release, RolloutStage
+from releases.models import Release
 from tests.factories import UserFactory, advance_release, make_release
 
 
@@ -33,25 +33,21 @@ def put_live(
 
     ``advance_release`` walks it through the real services: the crew signs the checklists, approvals are recorded
     through governance, and a program manager starts the rollout (promoting with an override up to ``launched``
-    or ``verifying``); ``paused`` is a rolling-out release paused through ``release_pause``. Only time is then
-    set directly: ``stage_age`` moves the current stage's start back, as if its hold time had run.
+    or ``verifying``); ``paused`` is a rolling-out release paused through ``release_pause``. ``stage_age`` walks
+    it ``stage_age`` ago (time-machine), as if its current stage had been running that long: every row, history
+    row and audit event is written as it would have been then, none is rewritten afterwards.
     """
     if status not in LIVE_STATES:
         raise ValueError(f"{status} is not a live state")
     if program_manager is None:
         program_manager = UserFactory(username="pia.pm", groups=[PROGRAM_MANAGERS])
     walk_to = ReleaseStatus.ROLLING_OUT if status == ReleaseStatus.PAUSED else status
-    release = advance_release(release, walk_to, program_manager=program_manager)
-    if status == ReleaseStatus.PAUSED:
-        release = release_services.release_pause(
-            release=release, actor=program_manager, reason="Holding traffic while support looks at a report"
-        )
-    if stage_age:
-        # Time control, not a transition: the stage (and the rollout) started ``stage_age`` earlier.
-        Release.objects.filter(pk=release.pk).update(
-            stage_started_at=F("stage_started_at") - stage_age, rollout_started_at=F("rollout_started_at") - stage_age
-        )
-        RolloutStage.objects.filter(pk=release.current_stage_id).update(started_at=F("started_at") - stage_age)
+    with time_machine.travel(timezone.now() - stage_age, tick=True):
+        release = advance_release(release, walk_to, program_manager=program_manager)
+        if status == ReleaseStatus.PAUSED:
+            release = release_services.release_pause(
+                release=release, actor=program_manager, reason="Holding traffic while support looks at a report"
+            )
     release.refresh_from_db()
     assert release.status == status, f"{release} is {release.status}, not {status}"
     return release

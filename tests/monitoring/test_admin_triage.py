@@ -6,11 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from core.models import AuditEvent
 from core.roles import ON_CALL
@@ -18,6 +19,7 @@ from monitoring import services
 from monitoring.choices import IncidentEventKind, IncidentStatus, Resolution
 from monitoring.models import Incident, IncidentEvent, NotificationOutbox
 from monitoring.services import guardrails_evaluate
+from tests.conftest import admin_as
 from tests.factories import UserFactory
 
 from .conftest import ingest, make_guardrail, sample_row
@@ -45,18 +47,12 @@ def second_oncall(db: Any) -> Any:
     return UserFactory(username="olly.oncall", groups=[ON_CALL])
 
 
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def _messages(response: Any) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def _page(user: Any, incident: Incident) -> str:
-    response = _client(user).get(reverse("admin:monitoring_incident_change", args=[incident.pk]))
+    response = admin_as(user).get(reverse("admin:monitoring_incident_change", args=[incident.pk]))
     assert response.status_code == 200
     return response.content.decode()
 
@@ -66,7 +62,7 @@ def _buttons(page: str) -> set[str]:
 
 
 def _post(user: Any, incident: Incident, action: str, data: dict[str, str] | None = None) -> Any:
-    response = _client(user).post(reverse("admin:monitoring_incident_triage", args=[incident.pk, action]), data or {})
+    response = admin_as(user).post(reverse("admin:monitoring_incident_triage", args=[incident.pk, action]), data or {})
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:monitoring_incident_change", args=[incident.pk])
     return response
@@ -130,9 +126,9 @@ def test_oncall_sees_the_buttons_legal_in_each_status(request, oncall, incident,
 
 def test_overdue_acknowledgement_is_flagged(oncall, incident):
     assert "overdue by" not in _page(oncall, incident)
-    # Time control: the incident opened two days ago, past every severity's deadline.
-    Incident.objects.filter(pk=incident.pk).update(opened_at=incident.opened_at - timedelta(days=2))
-    assert "overdue by" in _page(oncall, incident)
+    # Two days later, past every severity's deadline.
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        assert "overdue by" in _page(oncall, incident)
 
 
 # --- each button ----------------------------------------------------------------------------------------------
@@ -251,14 +247,14 @@ def test_auditor_sees_no_buttons_and_is_refused(auditor, incident):
 
 def test_outsider_cannot_see_or_triage(outsider, incident):
     before = _written(incident)
-    response = _client(outsider).post(reverse("admin:monitoring_incident_triage", args=[incident.pk, "acknowledge"]))
+    response = admin_as(outsider).post(reverse("admin:monitoring_incident_triage", args=[incident.pk, "acknowledge"]))
     assert response.status_code == 302 and response["Location"] == reverse("admin:index")
     assert _written(incident) == before
 
 
 def test_get_and_unknown_actions_change_nothing(oncall, incident):
     before = _written(incident)
-    client = _client(oncall)
+    client = admin_as(oncall)
     change_url = reverse("admin:monitoring_incident_change", args=[incident.pk])
     assert client.get(reverse("admin:monitoring_incident_triage", args=[incident.pk, "acknowledge"]))["Location"] == (
         change_url
@@ -275,7 +271,7 @@ def test_get_and_unknown_actions_change_nothing(oncall, incident):
 
 
 def test_change_page_queries_do_not_grow_with_the_timeline(oncall, incident, django_assert_max_num_queries):
-    client = _client(oncall)
+    client = admin_as(oncall)
     url = reverse("admin:monitoring_incident_change", args=[incident.pk])
     client.get(url)
     with CaptureQueriesContext(connection) as short:

@@ -1,8 +1,10 @@
 """Real Celery workers on a real Redis broker: breaching samples → incident opened → release paused → webhook;
 and a worker SIGKILLed mid-batch → the unacknowledged task is redelivered to a fresh worker, which completes it.
 
-Run alone with ``pytest -m celery_worker``. The broker defaults to Redis database 5 so it does not collide with
-other suites; set ``MONITORING_TEST_BROKER_URL`` to use another.
+Run alone with ``pytest -m celery_worker``. The broker defaults to Redis database 5; set
+``MONITORING_TEST_BROKER_URL`` to use another. Each run has its own queue (``rollgate-test-<run id>``) and its own
+Redis keys for unacknowledged messages (``celery_settings.py``), for the workers, the producers and this process, so
+two runs on one machine never take (or restore) each other's tasks.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -33,6 +36,9 @@ from .conftest import make_guardrail, put_live
 
 BROKER_URL = os.environ.get("MONITORING_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")
 ROOT = Path(__file__).resolve().parents[2]
+RUN_ID = uuid.uuid4().hex[:12]
+QUEUE = f"rollgate-test-{RUN_ID}"
+UNACKED_KEY, UNACKED_INDEX_KEY = f"unacked-{RUN_ID}", f"unacked_index-{RUN_ID}"
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -41,11 +47,33 @@ def _broker_available() -> bool:
     import redis
 
     try:
-        client = redis.Redis.from_url(BROKER_URL, socket_connect_timeout=1)
-        client.flushdb()  # only this suite's database: stale messages from an earlier run would confuse it
-        return True
+        # Never flushed: another run may be using the same database; this run's keys are its own.
+        return bool(redis.Redis.from_url(BROKER_URL, socket_connect_timeout=1).ping())
     except redis.exceptions.ConnectionError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def run_queue(settings):
+    """Whatever this process enqueues goes to the run's queue too; the run's Redis keys go at the end."""
+    import redis
+
+    from config.celery import app
+
+    settings.CELERY_TASK_DEFAULT_QUEUE = QUEUE
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = QUEUE
+    yield QUEUE
+    app.conf.task_default_queue = previous
+    if _broker_available():
+        redis.Redis.from_url(BROKER_URL).delete(
+            QUEUE,
+            UNACKED_KEY,
+            UNACKED_INDEX_KEY,
+            f"unacked_mutex-{RUN_ID}",
+            f"_kombu.binding.{QUEUE}",  # the queue's exchange, named after it
+            f"_kombu.binding_permanent.{QUEUE}",
+        )
 
 
 def _env() -> dict[str, str]:
@@ -55,7 +83,8 @@ def _env() -> dict[str, str]:
     )
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DJANGO_SETTINGS_MODULE": "tests.monitoring.celery_settings",
+        "ROLLGATE_TEST_CELERY_RUN": RUN_ID,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": BROKER_URL,
         "PYTHONUNBUFFERED": "1",
@@ -80,6 +109,7 @@ def _start_worker(log_path: Path, *, pool: str = "solo", **env: str) -> subproce
                 "--without-gossip",
                 "--without-heartbeat",
                 "--loglevel=INFO",
+                f"--queues={QUEUE}",
             ],
             cwd=ROOT,
             env={**_env(), **env},
@@ -236,9 +266,10 @@ def _backend_alive(observer: psycopg.Connection, pid: int) -> bool:
 
 
 def _unacked(redis_client) -> dict[str, float]:
-    """Messages a worker took and has not acknowledged (kombu's Redis ack emulation), by delivery tag: age."""
+    """Messages this run's workers took and have not acknowledged (kombu's Redis ack emulation, under the run's
+    own keys), by delivery tag: age."""
     now = time.time()
-    return {tag.decode(): now - score for tag, score in redis_client.zrange("unacked_index", 0, -1, withscores=True)}
+    return {tag.decode(): now - score for tag, score in redis_client.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True)}
 
 
 def test_a_worker_killed_mid_cycle_leaves_nothing_half_done_and_the_redelivered_task_completes_it(tmp_path):

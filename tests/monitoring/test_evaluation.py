@@ -16,8 +16,8 @@ from monitoring.choices import (
     Resolution,
 )
 from monitoring.models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition
-from monitoring.services import guardrails_evaluate, incident_resolve, next_counters
-from monitoring.services.evaluation import Counters, window_end_for
+from monitoring.services import guardrails_evaluate, incident_resolve
+from monitoring.services.evaluation import window_end_for
 from releases.choices import ReleaseStatus
 from tests.factories import SolutionFactory, advance_release, make_release
 
@@ -28,44 +28,6 @@ pytestmark = pytest.mark.django_db
 
 def _cycle(at):
     return guardrails_evaluate(now=at)
-
-
-# --- counting semantics (pure) --------------------------------------------------------------------------------
-
-
-def _run(outcomes, *, failure_limit, success_limit=3):
-    state = Counters()
-    breached = []
-    for outcome in outcomes:
-        state = next_counters(state, outcome, failure_limit=failure_limit, success_limit=success_limit)
-        breached.append(state.breached)
-    return breached
-
-
-def test_failure_limit_three_breaches_on_the_fourth_failure():
-    assert _run(["fail"] * 4, failure_limit=3) == [False, False, False, True]
-
-
-def test_failure_limit_zero_breaches_on_the_first_failure_and_minus_one_never():
-    assert _run(["fail"], failure_limit=0) == [True]
-    assert _run(["fail"] * 50, failure_limit=-1) == [False] * 50
-
-
-def test_failures_are_forgotten_only_after_consecutive_passes():
-    # limit 1: fail, pass, pass, fail → the two passes are not 3 in a row, so the 2nd failure breaches.
-    assert _run(["fail", "pass", "pass", "fail"], failure_limit=1) == [False, False, False, True]
-    # Three passes in a row reset the count: the next failure is the first again.
-    assert _run(["fail", "pass", "pass", "pass", "fail"], failure_limit=1) == [False] * 5
-
-
-def test_recovery_needs_consecutive_passes_and_gaps_break_the_streak():
-    seq = ["fail", "pass", "insufficient_data", "pass", "pass", "pass"]
-    assert _run(seq, failure_limit=0) == [True, True, True, True, True, False]
-
-
-def test_pipeline_errors_change_nothing():
-    state = next_counters(Counters(1, 2, True), Outcome.ERROR, failure_limit=0, success_limit=3)
-    assert state == Counters(1, 2, True)
 
 
 def test_window_end_respects_maturation_and_interval(csat):
@@ -359,3 +321,35 @@ def test_manual_resolve_then_failure_opens_a_linked_incident(rolling_release, er
     _cycle(now + minutes(1))
     second = Incident.objects.get(status=IncidentStatus.TRIGGERED)
     assert second.previous_incident_id == first.pk
+
+
+def test_one_releases_poisoned_samples_are_its_error_and_the_other_release_still_gets_its_incident(
+    author, no_default_guardrails, error_rate, caplog
+):
+    poisoned = put_live(make_release(author=author, solution=SolutionFactory()))
+    breaching = put_live(make_release(author=author, solution=SolutionFactory()))
+    latency = MetricDefinition.objects.get(key="latency_p95_ms")
+    make_guardrail(poisoned, latency, absolute_threshold=2000, min_sample_size=1)
+    make_guardrail(breaching, error_rate)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    # Two windows of 1e308: each is a finite float, their sum overflows PostgreSQL's double precision.
+    ingest(
+        *[
+            sample_row(
+                poisoned, "latency_p95_ms", numerator=0, denominator=0, value=1e308, window_start=hour - minutes(m)
+            )
+            for m in (180, 120)
+        ],
+        sample_row(breaching, "error_rate", numerator=300, denominator=1000),
+    )
+    result = _cycle(timezone.now())
+    # Every market of the poisoned release is in error (its samples could not even be added up)...
+    poisoned_looks = Evaluation.objects.filter(release=poisoned)
+    assert {e.market for e in poisoned_looks} == set(poisoned.markets)
+    assert all(e.outcome == Outcome.ERROR and "overflow" in e.detail for e in poisoned_looks)
+    assert not Incident.objects.filter(release=poisoned).exists()
+    # ...and the other release was judged in the same batch and got its incident.
+    assert Evaluation.objects.get(release=breaching, market="US").outcome == Outcome.FAIL
+    assert Incident.objects.get().release_id == breaching.pk
+    assert result.errors == len(poisoned.markets) and result.incidents_opened == 1
+    assert "could not be evaluated" in caplog.text

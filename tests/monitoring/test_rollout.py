@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from core.errors import GuardFailed
 from monitoring.choices import Outcome
 from monitoring.models import Evaluation
 from monitoring.services import guardrails_evaluate, rollout_automate
+from monitoring.services import rollout as rollout_services
 from releases import services as release_services
 from releases.choices import ReleaseStatus
-from releases.models import Release
-from tests.factories import make_release
+from tests.factories import DEFAULT_STAGES, SolutionFactory, make_release
 
 from .conftest import ingest, make_guardrail, put_live, sample_row
 
@@ -24,7 +26,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def auto_release(author, solution, no_default_guardrails):
     release = make_release(author=author, solution=solution, auto_promote=True)
-    return put_live(release, stage_age=timedelta(hours=2))  # the canary's one-hour hold has passed
+    # The canary's one-hour hold has passed, and its stage started before the samples' windows (floored to the
+    # hour, up to three hours back) so they count for it.
+    return put_live(release, stage_age=timedelta(hours=3))
 
 
 def _green(release, error_rate):
@@ -37,8 +41,6 @@ def _green(release, error_rate):
 
 def test_auto_promotes_when_hold_sample_and_guardrails_allow(auto_release, error_rate):
     _green(auto_release, error_rate)
-    # Samples must start after the stage did: make the stage start before them.
-    Release.objects.filter(pk=auto_release.pk).update(stage_started_at=timezone.now() - timedelta(hours=3))
     result = rollout_automate()
     assert result.promoted == [auto_release.pk]
     auto_release.refresh_from_db()
@@ -48,22 +50,21 @@ def test_auto_promotes_when_hold_sample_and_guardrails_allow(auto_release, error
 
 def test_no_auto_promotion_before_the_hold_time(auto_release, error_rate):
     _green(auto_release, error_rate)
-    Release.objects.filter(pk=auto_release.pk).update(stage_started_at=timezone.now() - timedelta(minutes=10))
-    assert rollout_automate().promoted == []
+    result = rollout_automate(now=auto_release.stage_started_at + timedelta(minutes=10))
+    assert result.promoted == [] and result.skipped[auto_release.pk] == "hold time"
 
 
-def test_no_auto_promotion_below_the_stage_sample(auto_release, error_rate):
+def test_no_auto_promotion_below_the_stage_sample(author, solution, no_default_guardrails, error_rate):
+    stages = tuple(replace(stage, min_sample_size=50_000) for stage in DEFAULT_STAGES)
+    release = make_release(author=author, solution=solution, auto_promote=True, stages=stages)
+    auto_release = put_live(release, stage_age=timedelta(hours=3))
     _green(auto_release, error_rate)
-    stage = auto_release.current_stage
-    type(stage).objects.filter(pk=stage.pk).update(min_sample_size=50_000)
-    Release.objects.filter(pk=auto_release.pk).update(stage_started_at=timezone.now() - timedelta(hours=3))
     result = rollout_automate()
     assert result.promoted == [] and "sample" in result.skipped[auto_release.pk]
 
 
 def test_no_auto_promotion_without_passing_guardrails(auto_release, error_rate):
     make_guardrail(auto_release, error_rate)
-    Release.objects.filter(pk=auto_release.pk).update(stage_started_at=timezone.now() - timedelta(hours=3))
     # Not evaluated yet: the system does not promote on silence.
     assert rollout_automate().promoted == []
 
@@ -74,13 +75,16 @@ def test_manual_promotion_is_refused_while_a_guardrail_fails_unless_overridden(
     make_guardrail(rolling_release, error_rate)
     ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
     guardrails_evaluate()
-    Release.objects.filter(pk=rolling_release.pk).update(stage_started_at=timezone.now() - timedelta(hours=3))
-    with pytest.raises(GuardFailed) as refused:
-        release_services.release_promote(release=rolling_release, actor=program_manager)
-    assert refused.value.code == "guardrails_failing"
-    promoted = release_services.release_promote(
-        release=rolling_release, actor=program_manager, override=True, reason="Known provider blip, approved by lead"
-    )
+    with time_machine.travel(timezone.now() + timedelta(hours=3)):  # the stage's hold time has run
+        with pytest.raises(GuardFailed) as refused:
+            release_services.release_promote(release=rolling_release, actor=program_manager)
+        assert refused.value.code == "guardrails_failing"
+        promoted = release_services.release_promote(
+            release=rolling_release,
+            actor=program_manager,
+            override=True,
+            reason="Known provider blip, approved by lead",
+        )
     assert promoted.current_stage.position == 2
 
 
@@ -92,8 +96,8 @@ def test_completes_verification_when_the_window_ends_green(
     release = put_live(make_release(author=author, solution=solution), ReleaseStatus.VERIFYING)
     _green(release, error_rate)
     assert rollout_automate().verified == []  # the window has not ended
-    Release.objects.filter(pk=release.pk).update(verification_started_at=timezone.now() - timedelta(days=8))
-    assert rollout_automate().verified == [release.pk]
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        assert rollout_automate().verified == [release.pk]
     release.refresh_from_db()
     assert release.status == ReleaseStatus.VERIFIED
     assert release.history.first().history_user is None
@@ -102,8 +106,8 @@ def test_completes_verification_when_the_window_ends_green(
 def test_an_unsigned_verification_checklist_leaves_it_to_people(author, solution, no_default_guardrails, error_rate):
     release = put_live(make_release(author=author, solution=solution), ReleaseStatus.VERIFYING)
     _green(release, error_rate)
-    Release.objects.filter(pk=release.pk).update(verification_started_at=timezone.now() - timedelta(days=8))
-    result = rollout_automate()
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        result = rollout_automate()
     assert result.verified == []
     assert "checklist" in result.skipped[release.pk]
     release.refresh_from_db()
@@ -115,7 +119,31 @@ def test_no_verification_while_a_guardrail_fails(author, solution, no_default_gu
     make_guardrail(release, error_rate)
     ingest(sample_row(release, "error_rate", numerator=300, denominator=1000))
     guardrails_evaluate()
-    Release.objects.filter(pk=release.pk).update(verification_started_at=timezone.now() - timedelta(days=8))
-    assert rollout_automate().verified == []
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        assert rollout_automate().verified == []
     release.refresh_from_db()
     assert release.status == ReleaseStatus.VERIFYING
+
+
+def test_one_release_raising_does_not_stop_the_others(author, no_default_guardrails, error_rate, monkeypatch):
+    broken = put_live(
+        make_release(author=author, solution=SolutionFactory(), auto_promote=True), stage_age=timedelta(hours=3)
+    )
+    healthy = put_live(
+        make_release(author=author, solution=SolutionFactory(), auto_promote=True), stage_age=timedelta(hours=3)
+    )
+    _green(broken, error_rate)
+    _green(healthy, error_rate)
+    real_status = rollout_services.release_guardrail_status
+
+    def status(*, release):
+        if release.pk == broken.pk:
+            raise ZeroDivisionError("a bug met this release's data")
+        return real_status(release=release)
+
+    monkeypatch.setattr(rollout_services, "release_guardrail_status", status)
+    result = rollout_automate()
+    assert result.promoted == [healthy.pk]
+    assert result.failed == {broken.pk: "ZeroDivisionError: a bug met this release's data"}
+    broken.refresh_from_db()
+    assert broken.current_stage.position == 1
