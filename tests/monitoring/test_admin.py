@@ -165,7 +165,7 @@ def test_notification_endpoint_admin_writes_through_the_audited_services(program
         ("notification_endpoint.created", program_manager),
         ("notification_endpoint.updated", program_manager),
     ]
-    assert events[1].data == {"changed": {"is_active": "False"}}
+    assert events[1].data == {"before": {"is_active": True}, "after": {"is_active": False}}
     assert [h.history_user for h in endpoint.history.order_by("history_id")] == [program_manager, program_manager]
     # On-call may not configure where pages go: the admin refuses before any service runs.
     assert admin_as(oncall).post(reverse("admin:monitoring_notificationendpoint_add"), data).status_code == 403

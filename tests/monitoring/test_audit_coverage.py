@@ -45,6 +45,8 @@ NOT_GOVERNED = {
     "release_guardrail_status": "a read",
     "notification_deliver": "writes NotificationOutbox delivery state (no history) and a timeline event",
     "notifications_due": "a read",
+    "dead_letter_counts": "a read",
+    "notification_redrive": "resets NotificationOutbox delivery state (no history); audited per row",
 }
 
 GOVERNED_MODELS = {
