@@ -52,7 +52,6 @@ from .models import (
 )
 from .selectors import (
     approval_policy_for_release,
-    approval_policy_status,
     checklist_current,
     checklist_is_complete,
     checklist_pending_items,
@@ -192,29 +191,26 @@ def approval_record(
     elif decision == ApprovalDecision.REQUEST_CHANGES:
         release_services.release_request_changes(release=locked, actor=approver, reason=comment)
     else:
-        _approve_if_ready(release=locked, actor=approver, now=now)
+        _approve_if_ready(release=locked, actor=approver)
     return approval
 
 
-def review_gate_problem(*, release: Release, now: datetime) -> str | None:
-    """Why ``in_review → approved`` cannot happen now, or None."""
-    status = approval_policy_status(release=release, now=now)
-    if not status.satisfied:
-        return f"The approval policy is not satisfied: {status.describe_missing()}."
-    if not release.is_emergency:
-        problem = _checklist_problem(release=release, gate=ChecklistGate.REVIEW)
-        if problem:
-            return problem
-    return None
+# The code of the approve guard's refusal (``governance.lifecycle``): "not yet approvable", not an error.
+APPROVAL_INCOMPLETE = "approval_incomplete"
 
 
-def _approve_if_ready(*, release: Release, actor: User, now: datetime) -> None:
+def _approve_if_ready(*, release: Release, actor: User) -> None:
+    """Try the approve transition; its guard is the one place that decides whether the release is approvable,
+    and its refusal here only means "not yet"."""
     if release.status != ReleaseStatus.IN_REVIEW:
         return
-    if review_gate_problem(release=release, now=now) is None:
+    try:
         release_services.release_approve(
             release=release, actor=actor, reason="Approval policy satisfied and review checklist signed"
         )
+    except GuardFailed as refusal:
+        if refusal.code != APPROVAL_INCOMPLETE:
+            raise
 
 
 def _approval_dismiss(approval: Approval, *, actor: User | None, reason: str, now: datetime, audit_action: str) -> None:
@@ -327,7 +323,7 @@ def checklist_instantiate(
     return checklist
 
 
-def _checklist_problem(*, release: Release, gate: str) -> str | None:
+def checklist_problem(*, release: Release, gate: str) -> str | None:
     """Why the gate's checklist does not let the release through, or None."""
     checklist = checklist_current(release=release, gate=gate)
     label = ChecklistGate(gate).label.lower()
@@ -341,7 +337,7 @@ def _checklist_problem(*, release: Release, gate: str) -> str | None:
 
 
 def checklist_gate_guard(*, release: Release, gate: str) -> None:
-    problem = _checklist_problem(release=release, gate=gate)
+    problem = checklist_problem(release=release, gate=gate)
     if problem:
         checklist = checklist_current(release=release, gate=gate)
         raise GuardFailed(
@@ -476,7 +472,7 @@ def _after_item_resolved(*, checklist: Checklist, release: Release, actor: User,
         actor=actor, action="checklist.completed", obj=checklist, release_id=release.pk, data={"gate": checklist.gate}
     )
     if checklist.gate == ChecklistGate.REVIEW:
-        _approve_if_ready(release=release, actor=actor, now=now)
+        _approve_if_ready(release=release, actor=actor)
     elif checklist.gate == ChecklistGate.RETRO_REVIEW:
         # No transition waits on a retro-review: completing it is passing it.
         checklist_freeze(release=release, gate=checklist.gate, actor=actor)
@@ -869,10 +865,8 @@ def _window_data(window: FreezeWindow) -> dict[str, Any]:
     }
 
 
-def freeze_override_record(
-    *, release: Release, actor: User | None, windows: Sequence[FreezeWindow], transition: str, reason: str
-) -> None:
-    """Accept an emergency override of freeze windows (called from the transition's guard, in its transaction)."""
+def freeze_override_check(*, release: Release, actor: User | None, reason: str) -> None:
+    """Whether this actor may override freeze windows for this release (the freeze guard asks; reads only)."""
     if not release.is_emergency:
         raise GuardFailed(
             "Only an emergency release may override a freeze window.", code="freeze_override_not_emergency"
@@ -882,7 +876,13 @@ def freeze_override_record(
         raise DomainPermissionDenied("Only a program manager may override a freeze window.")
     if not reason.strip():
         raise DomainValidationError({"reason": ["A reason is required to override a freeze window."]})
-    for window in windows:
+
+
+def freeze_override_record(
+    *, release: Release, actor: User | None, window_ids: Sequence[int], transition: str, reason: str
+) -> None:
+    """Record an accepted override on each window's audit trail (a transition effect, in its transaction)."""
+    for window in FreezeWindow.objects.filter(pk__in=window_ids).order_by("pk"):
         audit_record(
             actor=actor,
             action="freeze_window.overridden",

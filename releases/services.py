@@ -2,8 +2,9 @@
 ``Release.status``.
 
 Each transition, in one transaction: locks the release row, checks the state table, the actor's permission and
-the guards (its own, then those other apps registered in ``releases.hooks``), writes the new state, writes the
-audit event, runs the registered effects; work outside the database goes through ``transaction.on_commit``.
+the guards (declared in ``releases/lifecycle.py`` and the other apps' ``lifecycle.py``, run through
+``releases.hooks``), writes the new state, writes the audit event, runs the registered effects; work outside the
+database goes through ``transaction.on_commit``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from core.errors import (
     ContentFrozen,
     DomainPermissionDenied,
     DomainValidationError,
-    GuardFailed,
     IllegalTransition,
     SeparationOfDuties,
 )
@@ -329,7 +329,6 @@ def _transition(
     actor: Actor | None,
     reason: str = "",
     override: bool = False,
-    guard: Mutation | None = None,
     mutate: Mutation | None = None,
     audit_data: dict[str, Any] | None = None,
 ) -> Release:
@@ -356,8 +355,7 @@ def _transition(
             to_state=transition.target,
             audit_data=dict(audit_data or {}),
         )
-        if guard is not None:
-            guard(locked, context)
+        # Every guard, releases' own included, is declared in an app's lifecycle.py (manage.py lifecycle lists them).
         hooks.run_guards(context)
         if mutate is not None:
             mutate(locked, context)
@@ -383,20 +381,10 @@ def _close(release: Release, context: hooks.TransitionContext) -> None:
 
 
 def release_submit(*, release: Release, actor: Actor) -> Release:
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        problems = missing_content(locked)
-        if problems:
-            raise GuardFailed(
-                "The release is not ready for review: "
-                + " ".join(message for messages in problems.values() for message in messages),
-                code="incomplete_release",
-                extra={"problems": problems},
-            )
-
     def mutate(locked: Release, context: hooks.TransitionContext) -> None:
         locked.submitted_at = context.now
 
-    return _transition(release=release, transition=SUBMIT, actor=actor, guard=guard, mutate=mutate)
+    return _transition(release=release, transition=SUBMIT, actor=actor, mutate=mutate)
 
 
 def release_request_changes(*, release: Release, actor: Actor, reason: str) -> Release:
@@ -423,7 +411,7 @@ def release_cancel(*, release: Release, actor: Actor, reason: str) -> Release:
     return _transition(release=release, transition=CANCEL, actor=actor, reason=reason, mutate=_close)
 
 
-def _other_release_holding_markets(release: Release) -> Release | None:
+def other_release_holding_markets(release: Release) -> Release | None:
     # The solution row is locked first, so two releases of one solution never start at the same moment.
     AutomationSolution.objects.select_for_update().get(pk=release.solution_id)
     markets = set(release.markets)
@@ -440,19 +428,6 @@ def release_start_rollout(*, release: Release, actor: Actor, reason: str = "", o
     """Start the first stage. ``override`` (with a reason) is the emergency override governance may accept
     for a freeze window; it never bypasses the one-rollout-per-market rule."""
 
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        other = _other_release_holding_markets(locked)
-        if other is not None:
-            overlap = sorted(set(locked.markets) & set(other.markets))
-            raise GuardFailed(
-                f"{other} is already rolling out in {', '.join(overlap)}; finish, pause-and-roll-back or "
-                "verify it first.",
-                code="market_busy",
-                extra={"blocking_release": other.pk, "markets": overlap},
-            )
-        if not locked.ordered_stages:
-            raise GuardFailed("The release has no rollout stages.", code="no_stages")
-
     def mutate(locked: Release, context: hooks.TransitionContext) -> None:
         first = locked.ordered_stages[0]  # type: ignore[index]
         _start_stage(locked, first, context)
@@ -464,7 +439,6 @@ def release_start_rollout(*, release: Release, actor: Actor, reason: str = "", o
         actor=actor,
         reason=reason,
         override=override,
-        guard=guard,
         mutate=mutate,
     )
 
@@ -492,16 +466,6 @@ def release_promote(*, release: Release, actor: Actor | None, reason: str = "", 
     if override and actor is None:
         raise DomainPermissionDenied("Only a person can override promotion guards.")
 
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        remaining = hold_time_remaining(locked, context.now)
-        if remaining > timedelta(0) and not context.override:
-            raise GuardFailed(
-                f"Stage '{locked.current_stage.name if locked.current_stage else '?'}' must hold for another "
-                f"{_human_duration(remaining)} before promotion.",
-                code="hold_time",
-                extra={"remaining_seconds": int(remaining.total_seconds())},
-            )
-
     def mutate(locked: Release, context: hooks.TransitionContext) -> None:
         stages = list(locked.ordered_stages)
         current = locked.current_stage
@@ -523,7 +487,6 @@ def release_promote(*, release: Release, actor: Actor | None, reason: str = "", 
         actor=actor,
         reason=reason,
         override=override,
-        guard=guard,
         mutate=mutate,
     )
 
@@ -559,21 +522,10 @@ def verification_time_remaining(release: Release, now: Any = None) -> timedelta:
 
 
 def release_complete_verification(*, release: Release, actor: Actor | None, reason: str = "") -> Release:
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        remaining = verification_time_remaining(locked, context.now)
-        if remaining > timedelta(0):
-            raise GuardFailed(
-                f"The verification window has {_human_duration(remaining)} left.",
-                code="verification_window",
-                extra={"remaining_seconds": int(remaining.total_seconds())},
-            )
-
-    return _transition(
-        release=release, transition=COMPLETE_VERIFICATION, actor=actor, reason=reason, guard=guard, mutate=_close
-    )
+    return _transition(release=release, transition=COMPLETE_VERIFICATION, actor=actor, reason=reason, mutate=_close)
 
 
-def _human_duration(delta: timedelta) -> str:
+def human_duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     days, seconds = divmod(seconds, 86400)
     hours, seconds = divmod(seconds, 3600)
