@@ -11,18 +11,18 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
+from django.utils.safestring import SafeString
 
 from core.actors import request_actor
-from core.admin_support import ServiceBackedAdminMixin, copy_saved_state
-from core.errors import DomainError
+from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
 
 from . import services
 from .choices import EDITABLE_STATES, ReleaseStatus
+from .forms import MarketsField
 from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
 from .services import StageSpec, validate_stage_plan
-from .state_machine import TRANSITIONS
+from .state_machine import APPROVE, RELEASE_LIFECYCLE, Transition
 
 STATUS_COLOURS = {
     ReleaseStatus.DRAFT: "#6c757d",
@@ -40,7 +40,7 @@ STATUS_COLOURS = {
 
 
 @admin.register(AutomationSolution)
-class AutomationSolutionAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+class AutomationSolutionAdmin(GovernedModelAdmin):
     list_display = ["name", "key", "audience", "owner", "is_active", "updated_at"]
     list_filter = ["audience", "is_active"]
     search_fields = ["name", "key", "description"]
@@ -60,9 +60,6 @@ class AutomationSolutionAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         else:
             saved = services.solution_create(actor=request_actor(request), **form.cleaned_data)
         copy_saved_state(obj, saved)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class StageInlineFormSet(forms.BaseInlineFormSet):
@@ -123,19 +120,20 @@ class RolloutStageInline(admin.TabularInline):
 
 
 class ReleaseAdminForm(forms.ModelForm):
+    markets = MarketsField()
+
     class Meta:
         model = Release
         fields = ["solution", *services.RELEASE_EDITABLE_FIELDS]
 
-    def clean_markets(self) -> list[str]:
-        markets = self.cleaned_data.get("markets") or []
-        if isinstance(markets, str):
-            markets = [code.strip() for code in markets.split(",") if code.strip()]
-        return list(markets)
+
+# ``approve`` has no button: a release becomes approved when the last decision that completes its approval policy
+# (and review checklist) is recorded, through the approve guard (governance adds the decision form).
+BUTTON_TRANSITIONS: tuple[Transition, ...] = tuple(t for t in RELEASE_LIFECYCLE if t is not APPROVE)
 
 
 @admin.register(Release)
-class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+class ReleaseAdmin(GovernedModelAdmin):
     form = ReleaseAdminForm
     change_form_template = "admin/releases/release/change_form.html"
     list_display = ["__str__", "status_badge", "risk_level", "is_emergency", "current_stage", "author", "updated_at"]
@@ -180,9 +178,6 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
             if obj.status not in EDITABLE_STATES:
                 fields += [f for f in services.RELEASE_EDITABLE_FIELDS if f not in fields]
         return fields
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def save_model(self, request: HttpRequest, obj: Release, form: Any, change: bool) -> None:
         # Saved together with the stages in save_related, through one service call.
@@ -234,68 +229,36 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         extra_context = extra_context or {}
         release = self.get_object(request, object_id)
         if release is not None:
-            extra_context["available_transitions"] = [
-                # --- governance (issue 3): approving is the decision form of the governance panel.
-                t
-                for t in transitions_available_to(release=release, user=request_actor(request))
-                if t.name != "approve"
-            ]
-            extra_context["transition_extra_panels"] = self.transition_extra_panels(request, release)
+            available = {t.name for t in transitions_available_to(release=release, user=request_actor(request))}
+            extra_context["available_transitions"] = [t for t in BUTTON_TRANSITIONS if t.name in available]
+            extra_context["transition_extra_panels"] = self.extra_panels(request, release)
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def transition_extra_panels(self, request: HttpRequest, release: Release) -> list[Any]:
-        """Other apps' panels (policy status, checklists) rendered above the transition buttons."""
-        # --- governance (issue 3): policy status, decision form, checklists with inline sign-off.
-        from governance.admin import release_governance_panel
-
-        return [release_governance_panel(request, release)]
-        # --- end governance
+    def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
+        """Extension point: HTML panels rendered under the transition buttons. Apps on higher floors subclass this
+        admin and re-register it (governance adds policy status, decisions and checklists)."""
+        return []
 
     def transition_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
         release = get_object_or_404(Release, pk=object_id)
-        change_url = reverse("admin:releases_release_change", args=[release.pk])
         if not self.has_view_permission(request, release):
             self.message_user(request, "You cannot see this release.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:index"))
-        transition = TRANSITIONS.get(name)
-        if request.method != "POST" or transition is None:
+        change_url = reverse("admin:releases_release_change", args=[release.pk])
+        transition = next((t for t in BUTTON_TRANSITIONS if t.name == name), None)
+        if transition is None:
             return HttpResponseRedirect(change_url)
-        if name == "approve":
-            # --- governance (issue 3): an approval is a decision bound to the content hash the approver saw.
-            from governance.services import approval_record
-
-            try:
-                approval_record(
-                    release=release,
-                    approver=request_actor(request),
-                    group=request.POST.get("group", ""),
-                    content_hash=request.POST.get("content_hash", ""),
-                    comment=request.POST.get("comment", request.POST.get("reason", "")),
-                )
-            except DomainError as exc:
-                self.message_user(request, f"{transition.label} refused: {exc.detail}", messages.ERROR)
-            else:
-                release.refresh_from_db()
-                self.message_user(
-                    request,
-                    f"Approval recorded; the release is {release.get_status_display().lower()}.",
-                    messages.SUCCESS,
-                )
-            return HttpResponseRedirect(change_url)
-            # --- end governance
         arguments: dict[str, Any] = {"release": release, "actor": request_actor(request)}
         if name != "submit":
             arguments["reason"] = request.POST.get("reason", "")
         if transition.overridable and request.POST.get("override") == "on":
             arguments["override"] = True
-        try:
-            updated = services.TRANSITION_SERVICES[name](**arguments)
-        except DomainError as exc:
-            self.message_user(request, f"{transition.label} refused: {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                f"{transition.label}: the release is now {updated.get_status_display().lower()}.",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(change_url)
+        service = services.TRANSITION_SERVICES[name]
+        return run_service_action(
+            self,
+            request,
+            label=transition.label,
+            call=lambda: service(**arguments),
+            success=lambda updated: f"{transition.label}: the release is now {updated.get_status_display().lower()}.",
+            redirect_to=change_url,
+        )

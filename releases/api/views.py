@@ -13,7 +13,6 @@ from rest_framework.response import Response
 
 from core.actors import request_actor
 from core.errors import DomainValidationError
-from governance.api.serializers import ApprovalInputSerializer
 from releases import services
 from releases.choices import ReleaseStatus
 from releases.models import AutomationSolution, Release
@@ -68,7 +67,7 @@ class ReleaseFilter(filters.FilterSet):
         fields = ["status", "solution", "risk_level", "is_emergency", "author"]
 
 
-_TRANSITION_RESPONSES = {
+TRANSITION_RESPONSES = {
     200: ReleaseSerializer,
     400: OpenApiResponse(description="Validation error, e.g. a missing reason"),
     403: OpenApiResponse(description="Role or separation of duties refuses the action"),
@@ -82,7 +81,7 @@ def _transition_action(name: str, doc: str) -> Any:
         OverridableTransitionInputSerializer if TRANSITIONS[name].overridable else TransitionInputSerializer
     )
 
-    @extend_schema(request=input_serializer, responses=_TRANSITION_RESPONSES, description=doc)
+    @extend_schema(request=input_serializer, responses=TRANSITION_RESPONSES, description=doc)
     def handler(self: ReleaseViewSet, request: Request, pk: str | None = None) -> Response:
         release = self.get_object()
         payload = input_serializer(data=request.data)
@@ -115,6 +114,7 @@ class ReleaseViewSet(
     filterset_class = ReleaseFilter
     ordering_fields = ["created_at", "updated_at", "version"]
     # Transitions check their own domain permission in the service; the caller only needs to see the release.
+    # ``approve`` is governance's (governance.api.views.ReleaseApprovalViewSet, same URL): a decision, not a button.
     view_only_actions = tuple(TRANSITIONS)
 
     def get_queryset(self) -> QuerySet[Release]:
@@ -145,24 +145,6 @@ class ReleaseViewSet(
     request_changes = _transition_action("request_changes", doc="in_review → draft, with a reason.")
     reject = _transition_action("reject", doc="in_review → rejected, with a reason.")
 
-    # --- governance (issue 3): an approval is a decision bound to the content hash, recorded by
-    # governance.services.approval_record; the release becomes approved by itself once the policy and the review
-    # checklist are both complete.
-    @extend_schema(request=ApprovalInputSerializer, responses=_TRANSITION_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="approve")
-    def approve(self, request: Request, pk: str | None = None) -> Response:
-        """Approve for one group of the release's policy (body: ``group``, ``content_hash``, ``comment``). Never
-        the author or last editor; one person counts once; a stale ``content_hash`` answers 409 with the current
-        one. The release moves to ``approved`` when this completes the policy and the review checklist."""
-        from governance.services import approval_record
-
-        release = self.get_object()
-        payload = ApprovalInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        approval_record(release=release, approver=request_actor(request), decision="approve", **payload.validated_data)
-        return Response(ReleaseSerializer(release_list().get(pk=release.pk), context={"request": request}).data)
-
-    # --- end governance
     cancel = _transition_action("cancel", doc="draft | in_review | approved → cancelled, with a reason.")
     start_rollout = _transition_action("start_rollout", doc="approved → rolling_out at the first stage.")
     promote = _transition_action(

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +18,7 @@ from governance import services as gov
 from governance.admin import release_governance_panel
 from governance.models import ApprovalPolicy, Checklist, ChecklistItem, ChecklistTemplate
 from releases.choices import RiskLevel
-from tests.conftest import api_as
+from tests.conftest import admin_as, api_as
 from tests.factories import SolutionFactory
 from tests.governance.helpers import approved, submitted
 
@@ -70,12 +70,6 @@ def busy(author: Any, program_manager: Any, reviewer: Any, second_reviewer: Any,
     return approved(submitted(author=author, risk_level=RiskLevel.HIGH), crew)
 
 
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 LIST_ENDPOINTS = [
     ("/api/v1/approval-policies/", "program_manager"),
     ("/api/v1/approvals/", "auditor"),
@@ -124,7 +118,7 @@ CHANGELISTS = [
 
 def test_admin_changelists_do_not_query_per_row(busy: Any, request: Any, django_assert_max_num_queries: Any) -> None:
     for app_label, model, persona in CHANGELISTS:
-        client = _client(request.getfixturevalue(persona))
+        client = admin_as(request.getfixturevalue(persona))
         url = reverse(f"admin:{app_label}_{model}_changelist")
         with django_assert_max_num_queries(ADMIN_BOUND, info=f"{url} as {persona}"):
             response = client.get(url)
@@ -133,7 +127,7 @@ def test_admin_changelists_do_not_query_per_row(busy: Any, request: Any, django_
 
 
 def test_awaiting_my_approval_shows_what_is_missing(busy: Any, program_manager: Any) -> None:
-    page = _client(program_manager).get(reverse("admin:governance_awaitingmyapproval_changelist"))
+    page = admin_as(program_manager).get(reverse("admin:governance_awaitingmyapproval_changelist"))
     rows = page.context["cl"].result_list
     assert len(rows) == ROWS
     assert {row.still_missing_text for row in rows} == {f"1 more from {PROGRAM_MANAGERS}"}
@@ -155,7 +149,7 @@ def test_admin_change_pages_do_not_query_per_item(
         reverse("admin:governance_checklisttemplate_change", args=[draft.pk]),
         reverse("admin:governance_approvalpolicy_change", args=[busy_policy.pk]),
     ]
-    client = _client(superuser)
+    client = admin_as(superuser)
     for url in pages:
         # A query per item (its group or signer, or the group choices of its form) would add 8 or more.
         with django_assert_max_num_queries(12, info=url):
@@ -173,7 +167,7 @@ def test_release_governance_panel_is_a_few_queries(
         with django_assert_max_num_queries(8):
             html = release_governance_panel(request, busy)
         assert html.count('class="checklist-items"') == 2
-    client = _client(program_manager)
+    client = admin_as(program_manager)
     with django_assert_max_num_queries(20):
         page = client.get(reverse("admin:releases_release_change", args=[busy.pk]))
     assert 'id="governance-panel"' in page.content.decode()

@@ -11,10 +11,10 @@ from django.db import transaction
 
 from core.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from governance import demo as governance_demo
+from governance.demo import advance_release
 from governance.models import ChecklistGate
 from releases import services
 from releases.choices import Audience, ReleaseStatus, RiskLevel
-from releases.demo import advance_release
 from releases.models import AutomationSolution, Release
 from releases.services import StageSpec
 
