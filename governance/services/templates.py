@@ -16,7 +16,7 @@ from core.errors import (
     DomainValidationError,
     GuardFailed,
 )
-from core.service_support import record_actor, require_permission, validate_model
+from core.service_support import record_actor, require_permission, save_audited, validate_model
 
 from ..models import (
     ChecklistTemplate,
@@ -177,8 +177,18 @@ def checklist_template_activate(*, template: ChecklistTemplate, actor: User) -> 
     )
     if previous is not None:
         previous.status = TemplateStatus.RETIRED
-        record_actor(previous, actor, f"Replaced by version {template.version}")
-        previous.save(update_fields=["status"])
+        # The retired version changes state too: its own event names it, not only the activated one's data.
+        save_audited(
+            previous,
+            actor=actor,
+            action="checklist_template.retired",
+            reason=f"Replaced by version {template.version}",
+            from_state=TemplateStatus.ACTIVE,
+            to_state=TemplateStatus.RETIRED,
+            data={"version": previous.version, "replaced_by": template.pk},
+            update_fields=["status"],
+            validate=False,
+        )
     template.status = TemplateStatus.ACTIVE
     template.activated_at = timezone.now()
     record_actor(template, actor, "Activated")
