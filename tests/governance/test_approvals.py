@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from unittest import mock
 
 import pytest
+import time_machine
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -265,7 +265,7 @@ class TestExpiry:
         release = approved(high_release, crew)
         sign_checklist(release=release, gate=ChecklistGate.ROLLOUT, people=crew)
         future = timezone.now() + timedelta(days=15)
-        with mock.patch("django.utils.timezone.now", return_value=future), pytest.raises(GuardFailed) as exc:
+        with time_machine.travel(future, tick=False), pytest.raises(GuardFailed) as exc:
             release_services.release_start_rollout(release=release, actor=program_manager)
         assert exc.value.code == "approvals_expired"
         release.refresh_from_db()
@@ -275,7 +275,7 @@ class TestExpiry:
         release = approved(high_release, crew)
         old = Approval.objects.get(release=release, approver=program_manager)
         future = old.expires_at + timedelta(minutes=1)
-        with mock.patch("django.utils.timezone.now", return_value=future):
+        with time_machine.travel(future, tick=False):
             renewed = _approve(release, program_manager, PROGRAM_MANAGERS)
         old.refresh_from_db()
         assert old.dismiss_reason == "Expired" and renewed.dismissed_at is None
