@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from releases.choices import ReleaseStatus
 from releases.models import Release
+from releases.selectors import release_content_editors, release_ids_written_by
 
 from .models import (
     LIVE_CHECKLIST_STATUSES,
@@ -196,7 +197,8 @@ def awaiting_approval_by(*, user: Actor, now: datetime | None = None) -> list[tu
     candidates = list(
         Release.objects.with_related()
         .filter(status=ReleaseStatus.IN_REVIEW)
-        .exclude(Q(author_id=user.pk) | Q(last_editor_id=user.pk))
+        # Anyone who wrote content of a release (not only its author or last editor) never counts for it.
+        .exclude(Q(author_id=user.pk) | Q(pk__in=release_ids_written_by(user)))
         .exclude(pk__in=Approval.objects.live().filter(approver_id=user.pk).values("release_id"))
         .order_by("submitted_at", "pk")
     )
@@ -212,7 +214,7 @@ def checklist_items_awaiting_sign_off_by(*, user: Actor) -> list[ChecklistItem]:
     """Pending items of live checklists that ``user`` may sign: their group's, on releases they did not write."""
     items = (
         ChecklistItem.objects.filter(state=ChecklistItemState.PENDING, checklist__status__in=LIVE_CHECKLIST_STATUSES)
-        .exclude(Q(checklist__release__author_id=user.pk) | Q(checklist__release__last_editor_id=user.pk))
+        .exclude(Q(checklist__release__author_id=user.pk) | Q(checklist__release_id__in=release_ids_written_by(user)))
         .select_related("checklist__release__solution", "signer_group")
         .order_by("checklist__created_at", "position")
     )
@@ -226,7 +228,8 @@ def checklist_is_complete(checklist: Checklist | None) -> bool:
 
 
 def is_author_or_editor(*, release: Release, user: Actor) -> bool:
-    return user.pk in {release.author_id, release.last_editor_id}
+    """Whether ``user`` wrote any content of the release (author or any content editor, from history)."""
+    return user.pk in release_content_editors(release)
 
 
 @dataclass

@@ -26,6 +26,13 @@ def validate_market_codes(value: object) -> None:
         raise ValidationError("Markets must not repeat.")
 
 
+# The history change reasons of a release's content writes (release_create, release_update): separation of duties
+# reads them to find everyone who wrote a release's content, in one query.
+CONTENT_CREATED = "Created"
+CONTENT_EDITED = "Edited"
+CONTENT_WRITE_REASONS = (CONTENT_CREATED, CONTENT_EDITED)
+
+
 class AutomationSolution(models.Model):
     """A customer-service chatbot scenario (e.g. 'Seller payout questions'); every change to it is a Release."""
 
@@ -102,6 +109,14 @@ class Release(models.Model):
     last_editor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="edited_releases", editable=False
     )
+    # Ownership (releases/README.md): the author and the co-authors edit and submit the draft; a program manager
+    # may reassign both (``release_reassign``), every change audited.
+    co_authors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="co_authored_releases",
+        help_text="Besides the author, who may edit and submit this draft.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -111,7 +126,8 @@ class Release(models.Model):
     verification_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    # The co-author set is history-tracked too, so "who could edit this draft when" can be answered.
+    history = HistoricalRecords(m2m_fields=[co_authors])
     objects = ReleaseQuerySet.as_manager()
 
     class Meta:

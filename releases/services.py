@@ -24,13 +24,19 @@ from core.errors import (
     DomainPermissionDenied,
     DomainValidationError,
     IllegalTransition,
-    SeparationOfDuties,
 )
-from core.service_support import record_actor, reject_unknown_fields, require_permission, validate_model
+from core.service_support import (
+    record_actor,
+    reject_unknown_fields,
+    require_permission,
+    save_audited,
+    validate_model,
+)
 
 from . import hooks
 from .choices import EDITABLE_STATES, IN_ROLLOUT_STATES, ReleaseStatus
-from .models import AutomationSolution, Release, RolloutStage
+from .models import CONTENT_CREATED, CONTENT_EDITED, AutomationSolution, Release, RolloutStage
+from .selectors import check_actor_may, release_owner_ids
 from .state_machine import (
     APPROVE,
     BEGIN_VERIFICATION,
@@ -188,6 +194,7 @@ def release_create(
     solution: AutomationSolution,
     title: str,
     stages: Sequence[StageSpec] = (),
+    co_authors: Sequence[Actor] = (),
     **fields: Any,
 ) -> Release:
     require_permission(actor, "releases.add_release", "create releases")
@@ -203,11 +210,13 @@ def release_create(
         raise DomainValidationError(problems)
     release.content_hash = release.compute_content_hash(stages=[])
     validate_model(release, exclude=["content_hash", "version"])
-    record_actor(release, actor, "Created")
+    record_actor(release, actor, CONTENT_CREATED)
     release.save()
-    _write_stages(release, stages, actor, "Created")
+    _write_stages(release, stages, actor, CONTENT_CREATED)
+    if co_authors:
+        release.co_authors.set(_co_author_ids(co_authors, author_id=actor.pk))
     release.content_hash = release.compute_content_hash()
-    record_actor(release, actor, "Created")
+    record_actor(release, actor, CONTENT_CREATED)
     release.save(update_fields=["content_hash"])
     audit_record(
         actor=actor,
@@ -215,7 +224,11 @@ def release_create(
         obj=release,
         release_id=release.pk,
         to_state=release.status,
-        data={"version": release.version, "content_hash": release.content_hash},
+        data={
+            "version": release.version,
+            "content_hash": release.content_hash,
+            "co_authors": sorted(release.co_authors.values_list("id", flat=True)),
+        },
     )
     hooks.run_effects(hooks.TransitionContext(release=release, event=hooks.CREATED, actor=actor, now=timezone.now()))
     return release
@@ -230,10 +243,12 @@ def release_update(
     **fields: Any,
 ) -> Release:
     """Edit a draft. Any material change (content or stages) changes ``content_hash`` and dismisses
-    approvals through the ``content_changed`` effects; the actor becomes the last editor."""
+    approvals through the ``content_changed`` effects; the actor becomes the last editor. Only the author and
+    co-authors edit a draft (a program manager reassigns it with ``release_reassign`` instead)."""
     require_permission(actor, "releases.change_release", "edit releases")
     reject_unknown_fields(fields, RELEASE_EDITABLE_FIELDS)
     release = Release.objects.select_for_update().get(pk=release.pk)
+    require_owner(release=release, actor=actor, doing="edit")
     if release.status not in EDITABLE_STATES:
         raise ContentFrozen(
             f"Release content is frozen in status '{release.status}'; only drafts can be edited.",
@@ -248,10 +263,10 @@ def release_update(
     validate_model(release, exclude=["content_hash", "version"])
     old_hash = release.content_hash
     if stages is not None:
-        _write_stages(release, stages, actor, "Edited")
+        _write_stages(release, stages, actor, CONTENT_EDITED)
     release.content_hash = release.compute_content_hash()
     release.last_editor = actor
-    record_actor(release, actor, "Edited")
+    record_actor(release, actor, CONTENT_EDITED)
     release.save()
     changed_content = release.content_hash != old_hash
     audit_record(
@@ -272,6 +287,61 @@ def release_update(
                 audit_data={"old_hash": old_hash, "new_hash": release.content_hash},
             )
         )
+    return release
+
+
+def require_owner(*, release: Release, actor: Actor, doing: str) -> None:
+    if actor.pk not in release_owner_ids(release):
+        raise DomainPermissionDenied(
+            f"Only the release's author or a co-author may {doing} it; a program manager can reassign it.",
+            code="not_release_owner",
+        )
+
+
+def _co_author_ids(users: Sequence[Actor], *, author_id: int) -> list[int]:
+    ids = sorted({user.pk for user in users} - {author_id})
+    unable = [user for user in users if not user.has_perm("releases.change_release")]  # type: ignore[attr-defined]
+    if unable:
+        names = ", ".join(sorted(str(user) for user in unable))
+        raise DomainValidationError({"co_authors": [f"Co-authors must be able to edit releases: {names}."]})
+    return ids
+
+
+@transaction.atomic
+def release_reassign(
+    *, release: Release, actor: Actor, author: Actor | None = None, co_authors: Sequence[Actor] | None = None
+) -> Release:
+    """Change who owns a release: a program manager may name a new author and co-authors; the author may name
+    co-authors. Ownership is who may edit and submit the draft; it never makes anyone an approver, and whoever
+    already wrote content stays excluded from approving it (separation of duties reads the history)."""
+    release = Release.objects.select_for_update().get(pk=release.pk)
+    is_manager = actor.has_perm("releases.manage_rollout")  # type: ignore[attr-defined]
+    if not is_manager and (author is not None or actor.pk != release.author_id):
+        raise DomainPermissionDenied(
+            "Only a program manager may reassign a release; its author may name co-authors.",
+            code="not_release_owner",
+        )
+    if release.status not in EDITABLE_STATES:
+        raise ContentFrozen(f"Only a draft is reassigned; this release is {release.status}.")
+    before = {"author": release.author_id, "co_authors": sorted(release.co_authors.values_list("id", flat=True))}
+    if author is not None and author.pk != release.author_id:
+        if not author.has_perm("releases.change_release"):  # type: ignore[attr-defined]
+            raise DomainValidationError({"author": [f"{author} cannot edit releases."]})
+        release.author = author  # type: ignore[assignment]
+    if co_authors is not None:
+        release.co_authors.set(_co_author_ids(co_authors, author_id=release.author_id))
+    after = {"author": release.author_id, "co_authors": sorted(release.co_authors.values_list("id", flat=True))}
+    if after == before:
+        return release
+    save_audited(
+        release,
+        actor=actor,
+        action="release.reassigned",
+        reason="Ownership changed",
+        release_id=release.pk,
+        data={"before": before, "after": after},
+        validate=False,
+    )
     return release
 
 
@@ -308,18 +378,6 @@ def missing_content(release: Release) -> dict[str, list[str]]:
 # --- Transitions --------------------------------------------------------------------------------------------
 
 Mutation = Callable[[Release, hooks.TransitionContext], None]
-
-
-def check_actor_may(*, transition: Transition, release: Release, actor: Actor | None) -> None:
-    """Role and separation-of-duties checks of a transition, without its state or guards."""
-    if actor is None:
-        if not transition.system_allowed:
-            raise DomainPermissionDenied(f"The system cannot {transition.label.lower()} a release.")
-        return
-    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied(f"Your role does not allow you to {transition.label.lower()} a release.")
-    if transition is APPROVE and actor.pk in {release.author_id, release.last_editor_id}:
-        raise SeparationOfDuties("The author or last editor of a release can never approve it.")
 
 
 def _transition(

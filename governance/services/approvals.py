@@ -76,7 +76,9 @@ def approval_record(
             extra={"status": locked.status},
         )
     if is_author_or_editor(release=locked, user=approver):
-        raise SeparationOfDuties("The author or last editor of a release can never approve or review it.")
+        raise SeparationOfDuties(
+            "Whoever wrote content of a release (its author or any editor) can never approve or review it."
+        )
     policy = approval_policy_for_release(locked)
     if policy is None:
         raise GuardFailed("No active approval policy matches this release.", code="no_policy")

@@ -186,7 +186,9 @@ def _lock_item_for_sign_off(item: ChecklistItem, actor: User) -> tuple[Checklist
             f"This item is already {locked.get_state_display()} (by {who}).", code="item_already_resolved"
         )
     if is_author_or_editor(release=release, user=actor):
-        raise SeparationOfDuties("The author or last editor of a release never signs its checklist items.")
+        raise SeparationOfDuties(
+            "Whoever wrote content of a release (its author or any editor) never signs its checklist items."
+        )
     if not user_in_group(user=actor, group=locked.signer_group):
         raise DomainPermissionDenied(f"Only members of '{locked.signer_group.name}' sign this item.")
     return locked, release

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from releases.choices import RiskLevel
@@ -62,6 +63,13 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
     risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
     solution = serializers.PrimaryKeyRelatedField(queryset=AutomationSolution.objects.all())
     author: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
+    co_authors = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(),
+        many=True,
+        required=False,
+        help_text="Users who, besides the author, may edit and submit the draft. Set by the author or a program "
+        "manager (an audited reassignment).",
+    )
     last_editor: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
     current_stage = StageSerializer(read_only=True)
     available_transitions = serializers.SerializerMethodField()
@@ -79,6 +87,7 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
             "current_stage",
             "stage_started_at",
             *RELEASE_LIFECYCLE_FIELDS,
+            "co_authors",
             "available_transitions",
         ]
         read_only_fields = ["id", "status", "stage_started_at", *RELEASE_LIFECYCLE_FIELDS]
@@ -103,7 +112,14 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
         return [StageSerializer().to_spec(stage) for stage in stages]
 
     def service_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.validated_data.items() if k not in {"stages", "solution"}}
+        return {k: v for k, v in self.validated_data.items() if k not in {"stages", "solution", "co_authors"}}
+
+
+class ReassignInputSerializer(serializers.Serializer[Any]):
+    author = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), required=False, help_text="The new author (program managers only)."
+    )
+    co_authors = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), many=True, required=False)
 
 
 class TransitionInputSerializer(serializers.Serializer[Any]):

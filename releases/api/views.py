@@ -21,6 +21,7 @@ from releases.state_machine import TRANSITIONS
 
 from .serializers import (
     OverridableTransitionInputSerializer,
+    ReassignInputSerializer,
     ReleaseSerializer,
     SolutionSerializer,
     TransitionErrorSerializer,
@@ -115,7 +116,7 @@ class ReleaseViewSet(
     ordering_fields = ["created_at", "updated_at", "version"]
     # Transitions check their own domain permission in the service; the caller only needs to see the release.
     # ``approve`` is governance's (governance.api.views.ReleaseApprovalViewSet, same URL): a decision, not a button.
-    view_only_actions = tuple(TRANSITIONS)
+    view_only_actions = (*TRANSITIONS, "reassign")
 
     def get_queryset(self) -> QuerySet[Release]:
         return release_list().order_by("-created_at")
@@ -125,6 +126,7 @@ class ReleaseViewSet(
             actor=request_actor(self.request),
             solution=serializer.validated_data["solution"],
             stages=serializer.stage_specs() or (),
+            co_authors=serializer.validated_data.get("co_authors", ()),
             **serializer.service_fields(),
         )
 
@@ -134,12 +136,30 @@ class ReleaseViewSet(
             serializer.instance.solution
         ):
             raise DomainValidationError({"solution": ["A release cannot move to another solution."]})
-        serializer.instance = services.release_update(
-            release=serializer.instance,
-            actor=request_actor(self.request),
-            stages=serializer.stage_specs(),
-            **serializer.service_fields(),
+        actor = request_actor(self.request)
+        release = serializer.instance
+        if "co_authors" in serializer.validated_data:
+            # Ownership is its own audited write (author or program manager), not a content edit.
+            release = services.release_reassign(
+                release=release, actor=actor, co_authors=serializer.validated_data["co_authors"]
+            )
+        stages = serializer.stage_specs()
+        fields = serializer.service_fields()
+        if fields or stages is not None or "co_authors" not in serializer.validated_data:
+            release = services.release_update(release=release, actor=actor, stages=stages, **fields)
+        serializer.instance = release
+
+    @extend_schema(request=ReassignInputSerializer, responses=TRANSITION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, pk: str | None = None) -> Response:
+        """Change who owns a draft: a program manager names the author and co-authors; the author names
+        co-authors. Audited as ``release.reassigned``."""
+        payload = ReassignInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        release = services.release_reassign(
+            release=self.get_object(), actor=request_actor(request), **payload.validated_data
         )
+        return Response(ReleaseSerializer(release_list().get(pk=release.pk), context={"request": request}).data)
 
     submit = _transition_action("submit", doc="draft → in_review. Needs complete content and a valid stage plan.")
     request_changes = _transition_action("request_changes", doc="in_review → draft, with a reason.")

@@ -105,6 +105,7 @@ class TestApprovalRules:
     def test_last_editor_is_refused(self, author, second_author, program_manager):
         second_author.groups.add(*program_manager.groups.all())
         release = make_release(author=author, risk_level=RiskLevel.LOW)
+        release_services.release_reassign(release=release, actor=author, co_authors=[second_author])
         release = release_services.release_update(release=release, actor=second_author, title="Edited by Ben")
         release = release_services.release_submit(release=release, actor=author)
         with pytest.raises(SeparationOfDuties):

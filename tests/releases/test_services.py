@@ -310,6 +310,7 @@ class TestRolesAndDuties:
 
     def test_last_editor_never_approves(self, draft_release, second_author, program_manager):
         second_author.groups.add(*program_manager.groups.all())
+        services.release_reassign(release=draft_release, actor=draft_release.author, co_authors=[second_author])
         services.release_update(release=draft_release, actor=second_author, title="Edited by Ben")
         release = services.release_submit(release=draft_release, actor=draft_release.author)
         with pytest.raises(SeparationOfDuties):
