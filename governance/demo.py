@@ -143,7 +143,11 @@ def advance_release(
                 break
             sign_open_checklists(release=release, people=people)
             release = release_services.release_promote(
-                release=release, actor=program_manager, override=True, reason="Manual promotion: hold time waived"
+                release=release,
+                actor=program_manager,
+                override=True,
+                reason="Manual promotion: hold time waived",
+                from_stage=stage.position if stage is not None else None,
             )
         elif release.status == ReleaseStatus.LAUNCHED:
             sign_open_checklists(release=release, people=people)

@@ -253,6 +253,10 @@ class ReleaseAdmin(GovernedModelAdmin):
             arguments["reason"] = request.POST.get("reason", "")
         if transition.overridable and request.POST.get("override") == "on":
             arguments["override"] = True
+        if name == "promote":
+            # The button names the stage the page showed; a stale page is refused instead of promoting twice.
+            from_stage = request.POST.get("from_stage", "")
+            arguments["from_stage"] = int(from_stage) if from_stage.isdigit() else 0
         service = services.TRANSITION_SERVICES[name]
         return run_service_action(
             self,

@@ -21,6 +21,7 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.errors import (
     ContentFrozen,
+    DomainError,
     DomainPermissionDenied,
     DomainValidationError,
     IllegalTransition,
@@ -389,6 +390,7 @@ def _transition(
     override: bool = False,
     mutate: Mutation | None = None,
     audit_data: dict[str, Any] | None = None,
+    expect: Callable[[Release], None] | None = None,
 ) -> Release:
     reason = (reason or "").strip()
     if (transition.reason_required or override) and not reason:
@@ -401,6 +403,9 @@ def _transition(
                 extra={"status": locked.status, "transition": transition.name},
             )
         check_actor_may(transition=transition, release=locked, actor=actor)
+        if expect is not None:
+            # Compare-and-set: the caller names what it saw (e.g. the stage it promotes from) and it must hold.
+            expect(locked)
         context = hooks.TransitionContext(
             release=locked,
             event=transition.name,
@@ -518,11 +523,31 @@ def hold_time_remaining(release: Release, now: Any = None) -> timedelta:
     return max(timedelta(0), release.stage_started_at + stage.min_hold - now)
 
 
-def release_promote(*, release: Release, actor: Actor | None, reason: str = "", override: bool = False) -> Release:
+def release_promote(
+    *,
+    release: Release,
+    actor: Actor | None,
+    reason: str = "",
+    override: bool = False,
+    from_stage: int | None = None,
+) -> Release:
     """Move to the next stage, or launch from the last one. ``override`` (program manager, with a reason)
-    skips the hold time and lets guards that allow it (guardrails) be overridden."""
+    skips the hold time and lets guards that allow it (guardrails) be overridden.
+
+    ``from_stage`` is the position of the stage the caller judged (the API requires it, the admin button and the
+    auto-promotion send it): when the release has moved on meanwhile the promotion is refused (409
+    ``stale_stage``), so twenty concurrent clicks promote once, not through every stage."""
     if override and actor is None:
         raise DomainPermissionDenied("Only a person can override promotion guards.")
+
+    def expect(locked: Release) -> None:
+        current = locked.current_stage.position if locked.current_stage is not None else None
+        if from_stage is not None and current != from_stage:
+            raise DomainError(
+                f"The release is no longer at stage {from_stage} (it is at stage {current}); look again.",
+                code="stale_stage",
+                extra={"from_stage": from_stage, "current_stage": current},
+            )
 
     def mutate(locked: Release, context: hooks.TransitionContext) -> None:
         stages = list(locked.ordered_stages)
@@ -546,6 +571,7 @@ def release_promote(*, release: Release, actor: Actor | None, reason: str = "", 
         reason=reason,
         override=override,
         mutate=mutate,
+        expect=expect,
     )
 
 

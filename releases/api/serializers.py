@@ -134,6 +134,14 @@ class OverridableTransitionInputSerializer(TransitionInputSerializer):
     )
 
 
+class PromoteInputSerializer(OverridableTransitionInputSerializer):
+    from_stage = serializers.IntegerField(
+        min_value=1,
+        help_text="Position of the stage you promote from (the release's current stage); 409 stale_stage if the "
+        "release has moved since.",
+    )
+
+
 class TransitionErrorSerializer(serializers.Serializer[Any]):
     code = serializers.CharField()
     detail = serializers.CharField()

@@ -21,6 +21,7 @@ from releases.state_machine import TRANSITIONS
 
 from .serializers import (
     OverridableTransitionInputSerializer,
+    PromoteInputSerializer,
     ReassignInputSerializer,
     ReleaseSerializer,
     SolutionSerializer,
@@ -76,11 +77,12 @@ TRANSITION_RESPONSES = {
 }
 
 
-def _transition_action(name: str, doc: str) -> Any:
+def _transition_action(name: str, doc: str, input_serializer: type[TransitionInputSerializer] | None = None) -> Any:
     """A POST action running the named transition service: input serializer → service → output serializer."""
-    input_serializer = (
-        OverridableTransitionInputSerializer if TRANSITIONS[name].overridable else TransitionInputSerializer
-    )
+    if input_serializer is None:
+        input_serializer = (
+            OverridableTransitionInputSerializer if TRANSITIONS[name].overridable else TransitionInputSerializer
+        )
 
     @extend_schema(request=input_serializer, responses=TRANSITION_RESPONSES, description=doc)
     def handler(self: ReleaseViewSet, request: Request, pk: str | None = None) -> Response:
@@ -93,6 +95,8 @@ def _transition_action(name: str, doc: str) -> Any:
             arguments["reason"] = reason
         if payload.validated_data.get("override"):
             arguments["override"] = True
+        if "from_stage" in payload.validated_data:
+            arguments["from_stage"] = payload.validated_data["from_stage"]
         updated = services.TRANSITION_SERVICES[name](**arguments)
         return Response(ReleaseSerializer(release_list().get(pk=updated.pk), context={"request": request}).data)
 
@@ -169,7 +173,9 @@ class ReleaseViewSet(
     start_rollout = _transition_action("start_rollout", doc="approved → rolling_out at the first stage.")
     promote = _transition_action(
         "promote",
-        doc="Next stage, or launched from the last one. Needs the hold time elapsed unless overridden.",
+        doc="Next stage, or launched from the last one. Needs the hold time elapsed unless overridden, and "
+        "``from_stage``: the position of the stage you promote from (409 ``stale_stage`` if it moved).",
+        input_serializer=PromoteInputSerializer,
     )
     pause = _transition_action("pause", doc="rolling_out → paused, with a reason (program managers, on-call).")
     resume = _transition_action("resume", doc="paused → rolling_out; the stage's hold time restarts.")

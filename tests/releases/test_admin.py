@@ -162,9 +162,16 @@ def test_promote_resume_and_complete_buttons(draft_release, program_manager, onc
     release = advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
     client = admin_as(program_manager)
     url = reverse("admin:releases_release_transition", args=[release.pk, "promote"])
-    response = client.post(url, {"reason": ""})
+    page = client.get(reverse("admin:releases_release_change", args=[release.pk])).content.decode()
+    assert '<input type="hidden" name="from_stage" value="1">' in page
+    response = client.post(url, {"reason": "", "from_stage": "1"})
     assert any("must hold" in m for m in _messages(response))
-    client.post(url, {"reason": "Sample reached", "override": "on"})
+    client.post(url, {"reason": "Sample reached", "override": "on", "from_stage": "1"})
+    release.refresh_from_db()
+    assert release.current_stage.position == 2
+    # A second click from the stale page (still showing stage 1) does not promote again.
+    stale = client.post(url, {"reason": "Sample reached", "override": "on", "from_stage": "1"})
+    assert any("no longer at stage 1" in m for m in _messages(stale))
     release.refresh_from_db()
     assert release.current_stage.position == 2
     client.post(reverse("admin:releases_release_transition", args=[release.pk, "pause"]), {"reason": "look"})
