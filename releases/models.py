@@ -14,6 +14,7 @@ from simple_history.models import HistoricalRecords
 from core.canonical import compute_content_hash
 
 from .choices import IN_ROLLOUT_STATES, LIVE_STATES, Audience, ReleaseStatus, RiskLevel
+from .markets import known_markets
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 def validate_market_codes(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(code, str) and code.strip() for code in value):
         raise ValidationError("Markets must be a list of market codes such as ['US', 'DE'].")
+    unknown = [code for code in value if code not in known_markets()]
+    if unknown:
+        shown = ", ".join(repr(code[:20]) for code in unknown[:5])
+        raise ValidationError(f"Unknown market code(s) {shown}: use ISO 3166-1 alpha-2 codes such as US, DE, GB.")
     if len(set(value)) != len(value):
         raise ValidationError("Markets must not repeat.")
 

@@ -36,6 +36,7 @@ from core.service_support import (
 
 from . import hooks
 from .choices import EDITABLE_STATES, IN_ROLLOUT_STATES, ReleaseStatus
+from .markets import known_markets
 from .models import CONTENT_CREATED, CONTENT_EDITED, AutomationSolution, Release, RolloutStage
 from .selectors import check_actor_may, release_owner_ids
 from .state_machine import (
@@ -84,6 +85,13 @@ RELEASE_LIFECYCLE_FIELDS = (
     "verification_started_at",
     "closed_at",
 )
+
+
+# Durations a person can mean: anything outside is a typo or an attack (a 999999999-day hold overflows the
+# datetime arithmetic of the guards), refused with the field's name.
+VERIFICATION_WINDOW_MIN = timedelta(minutes=5)
+VERIFICATION_WINDOW_MAX = timedelta(days=90)
+MIN_HOLD_MAX = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -158,16 +166,31 @@ def validate_stage_plan(*, markets: Sequence[str], stages: Sequence[StageSpec], 
         elif stage.traffic_percent <= previous:
             problems.append(f"{label}: traffic percent must be higher than the stage before ({previous}%).")
         previous = max(previous, stage.traffic_percent)
-        outside = sorted(set(stage.markets) - set(markets))
+        unknown = sorted(code[:20] for code in set(stage.markets) - known_markets() if isinstance(code, str))
+        if unknown:
+            problems.append(f"{label}: unknown market code(s) {', '.join(map(repr, unknown))}.")
+        outside = sorted(set(stage.markets) - set(markets) - set(unknown))
         if outside:
             problems.append(f"{label}: markets {', '.join(outside)} are not markets of the release.")
-        if stage.min_hold < timedelta(0):
-            problems.append(f"{label}: minimum hold cannot be negative.")
+        if not timedelta(0) <= stage.min_hold <= MIN_HOLD_MAX:
+            problems.append(f"{label}: minimum hold must be between 0 and {MIN_HOLD_MAX.days} days.")
         if stage.min_sample_size < 0:
             problems.append(f"{label}: minimum sample size cannot be negative.")
     if complete and stages and stages[-1].traffic_percent != 100:
         problems.append("The last stage must send 100% of traffic.")
     return {"stages": problems} if problems else {}
+
+
+def validate_verification_window(window: Any) -> None:
+    if not isinstance(window, timedelta) or not VERIFICATION_WINDOW_MIN <= window <= VERIFICATION_WINDOW_MAX:
+        raise DomainValidationError(
+            {
+                "verification_window": [
+                    f"The verification window must be between {int(VERIFICATION_WINDOW_MIN.total_seconds() // 60)} "
+                    f"minutes and {VERIFICATION_WINDOW_MAX.days} days."
+                ]
+            }
+        )
 
 
 def _write_stages(release: Release, stages: Sequence[StageSpec], actor: Actor, reason: str) -> None:
@@ -206,6 +229,7 @@ def release_create(
         raise DomainValidationError({"solution": ["This solution is archived; reactivate it first."]})
     release = Release(solution=solution, title=title, author=actor, last_editor=actor, **fields)
     release.version = (solution.releases.aggregate(v=Max("version"))["v"] or 0) + 1
+    validate_verification_window(release.verification_window)
     problems = validate_stage_plan(markets=release.markets or [], stages=stages, complete=False)
     if problems:
         raise DomainValidationError(problems)
@@ -257,6 +281,7 @@ def release_update(
         )
     for field, value in fields.items():
         setattr(release, field, value)
+    validate_verification_window(release.verification_window)
     stage_specs = stages if stages is not None else _specs_of(release)
     problems = validate_stage_plan(markets=release.markets or [], stages=stage_specs, complete=False)
     if problems:

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from rest_framework import serializers
 
+from core.api.serializers import StrictInputMixin
 from governance.models import (
     Approval,
     ApprovalDecision,
@@ -25,7 +26,7 @@ def _group_field(**kwargs: Any) -> serializers.SlugRelatedField[Group]:
     return serializers.SlugRelatedField(slug_field="name", queryset=Group.objects.all(), **kwargs)
 
 
-class ApprovalRequirementSerializer(serializers.ModelSerializer[ApprovalRequirement]):
+class ApprovalRequirementSerializer(StrictInputMixin, serializers.ModelSerializer[ApprovalRequirement]):
     group = _group_field()
 
     class Meta:
@@ -33,7 +34,7 @@ class ApprovalRequirementSerializer(serializers.ModelSerializer[ApprovalRequirem
         fields = ["group", "minimum_count"]
 
 
-class ApprovalPolicySerializer(serializers.ModelSerializer[ApprovalPolicy]):
+class ApprovalPolicySerializer(StrictInputMixin, serializers.ModelSerializer[ApprovalPolicy]):
     requirements = ApprovalRequirementSerializer(many=True)
 
     class Meta:
@@ -115,7 +116,7 @@ class DecisionInputSerializer(ApprovalInputSerializer):
     decision = serializers.ChoiceField(choices=ApprovalDecision.choices, default=ApprovalDecision.APPROVE)
 
 
-class ChecklistTemplateItemSerializer(serializers.ModelSerializer[ChecklistTemplateItem]):
+class ChecklistTemplateItemSerializer(StrictInputMixin, serializers.ModelSerializer[ChecklistTemplateItem]):
     signer_group = _group_field()
 
     class Meta:
@@ -124,7 +125,7 @@ class ChecklistTemplateItemSerializer(serializers.ModelSerializer[ChecklistTempl
         read_only_fields = ["id", "position"]
 
 
-class ChecklistTemplateSerializer(serializers.ModelSerializer[ChecklistTemplate]):
+class ChecklistTemplateSerializer(StrictInputMixin, serializers.ModelSerializer[ChecklistTemplate]):
     items = ChecklistTemplateItemSerializer(many=True)
 
     class Meta:
@@ -219,7 +220,7 @@ class MarkNotApplicableInputSerializer(serializers.Serializer[Any]):
     justification = serializers.CharField(max_length=5000)
 
 
-class FreezeWindowSerializer(serializers.ModelSerializer[FreezeWindow]):
+class FreezeWindowSerializer(StrictInputMixin, serializers.ModelSerializer[FreezeWindow]):
     markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False, default=list)
     created_by: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group
@@ -87,8 +87,16 @@ def freeze_window_cancel(*, window: FreezeWindow, actor: User, reason: str) -> F
     return window
 
 
+# A freeze is planned for the coming campaigns or recorded for recent ones; dates further out are typos.
+FREEZE_HORIZON = timedelta(days=5 * 366)
+
+
 def _validate_window(window: FreezeWindow) -> None:
     validate_model(window, exclude=["created_by"])
+    now = timezone.now()
+    for field in ("starts_at", "ends_at"):
+        if not now - FREEZE_HORIZON <= getattr(window, field) <= now + FREEZE_HORIZON:
+            raise DomainValidationError({field: ["Must be within five years of today."]})
     if window.ends_at <= window.starts_at:
         raise DomainValidationError({"ends_at": ["The freeze must end after it starts."]})
 

@@ -6,26 +6,36 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.api.serializers import BoundedDurationField, StrictInputMixin
 from releases.choices import RiskLevel
 from releases.models import AutomationSolution, Release, RolloutStage
 from releases.services import (
+    MIN_HOLD_MAX,
     RELEASE_CONTENT_FIELDS,
     RELEASE_DESCRIPTIVE_FIELDS,
     RELEASE_LIFECYCLE_FIELDS,
+    VERIFICATION_WINDOW_MAX,
+    VERIFICATION_WINDOW_MIN,
     StageSpec,
 )
 
 
-class SolutionSerializer(serializers.ModelSerializer[AutomationSolution]):
+class SolutionSerializer(StrictInputMixin, serializers.ModelSerializer[AutomationSolution]):
+    # The key identifies the solution in URLs and metrics: set once.
+    create_only_fields = ("key",)
+
     class Meta:
         model = AutomationSolution
         fields = ["id", "key", "name", "description", "audience", "owner", "is_active", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class StageSerializer(serializers.ModelSerializer[RolloutStage]):
-    min_hold = serializers.DurationField(
-        default=timedelta(hours=1), help_text="Minimum hold before promotion, e.g. '01:00:00' or '1 00:00:00'."
+class StageSerializer(StrictInputMixin, serializers.ModelSerializer[RolloutStage]):
+    min_hold = BoundedDurationField(
+        min_value=timedelta(0),
+        max_value=MIN_HOLD_MAX,
+        default=timedelta(hours=1),
+        help_text="Minimum hold before promotion, e.g. '01:00:00' or '1 00:00:00' (0 to 90 days).",
     )
     markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False, default=list)
 
@@ -54,8 +64,14 @@ class StageSerializer(serializers.ModelSerializer[RolloutStage]):
         )
 
 
-class ReleaseSerializer(serializers.ModelSerializer[Release]):
+class ReleaseSerializer(StrictInputMixin, serializers.ModelSerializer[Release]):
     stages = StageSerializer(many=True, required=False)
+    verification_window = BoundedDurationField(
+        min_value=VERIFICATION_WINDOW_MIN,
+        max_value=VERIFICATION_WINDOW_MAX,
+        required=False,
+        help_text="How long post-launch verification lasts, e.g. '7 00:00:00' (5 minutes to 90 days).",
+    )
     markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False)
     tools = serializers.ListField(child=serializers.CharField(max_length=120), required=False)
     resolution_flow = serializers.JSONField(required=False)

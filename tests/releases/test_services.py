@@ -273,7 +273,7 @@ class TestGuards:
             services.release_start_rollout(release=second, actor=program_manager)
         assert refused.value.code == "market_busy" and refused.value.extra["markets"] == ["DE"]
         other_markets = advance_release(
-            make_release(author=author, solution=solution, markets=["UK"], stages=(StageSpec("All", 100),)),
+            make_release(author=author, solution=solution, markets=["GB"], stages=(StageSpec("All", 100),)),
             S.APPROVED,
             program_manager=program_manager,
         )
