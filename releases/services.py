@@ -122,9 +122,14 @@ def solution_create(
         key=key, name=name, audience=audience, description=description, owner=owner, is_active=is_active
     )
     validate_model(solution)
-    record_actor(solution, actor, "Created")
-    solution.save()
-    audit_record(actor=actor, action="solution.created", obj=solution, data={"key": key, "name": name})
+    save_audited(
+        solution,
+        actor=actor,
+        action="solution.created",
+        data={"key": key, "name": name},
+        reason="Created",
+        validate=False,
+    )
     return solution
 
 
@@ -142,9 +147,9 @@ def solution_update(*, solution: AutomationSolution, actor: Actor, **fields: Any
     if not changed:
         return solution
     validate_model(solution)
-    record_actor(solution, actor, "Edited")
-    solution.save()
-    audit_record(actor=actor, action="solution.updated", obj=solution, data={"changed": changed})
+    save_audited(
+        solution, actor=actor, action="solution.updated", data={"changed": changed}, reason="Edited", validate=False
+    )
     return solution
 
 
@@ -241,12 +246,10 @@ def release_create(
     if co_authors:
         release.co_authors.set(_co_author_ids(co_authors, author_id=actor.pk))
     release.content_hash = release.compute_content_hash()
-    record_actor(release, actor, CONTENT_CREATED)
-    release.save(update_fields=["content_hash"])
-    audit_record(
+    save_audited(
+        release,
         actor=actor,
         action="release.created",
-        obj=release,
         release_id=release.pk,
         to_state=release.status,
         data={
@@ -254,6 +257,9 @@ def release_create(
             "content_hash": release.content_hash,
             "co_authors": sorted(release.co_authors.values_list("id", flat=True)),
         },
+        reason=CONTENT_CREATED,
+        update_fields=["content_hash"],
+        validate=False,
     )
     hooks.run_effects(hooks.TransitionContext(release=release, event=hooks.CREATED, actor=actor, now=timezone.now()))
     return release
@@ -448,17 +454,16 @@ def _transition(
         if mutate is not None:
             mutate(locked, context)
         locked.status = context.to_state
-        record_actor(locked, actor, reason or transition.label)
-        locked.save()
-        audit_record(
+        save_audited(
+            locked,
             actor=actor,
             action=f"release.{transition.name}",
-            obj=locked,
             release_id=locked.pk,
             from_state=context.from_state,
             to_state=context.to_state,
             reason=reason,
             data={"content_hash": locked.content_hash, "override": override, **context.audit_data},
+            validate=False,
         )
         hooks.run_effects(context)
     return locked

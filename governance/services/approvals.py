@@ -10,7 +10,6 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from core.audit import audit_record
 from core.errors import (
     DomainPermissionDenied,
     DomainValidationError,
@@ -19,7 +18,7 @@ from core.errors import (
     SeparationOfDuties,
     StaleContentHash,
 )
-from core.service_support import record_actor, validate_model
+from core.service_support import save_audited, validate_model
 from releases import services as release_services
 from releases.choices import ReleaseStatus
 from releases.models import Release
@@ -117,12 +116,10 @@ def approval_record(
         expires_at=now + timedelta(days=policy.validity_days),
     )
     validate_model(approval)
-    record_actor(approval, approver, f"Decision: {decision}")
-    approval.save()
-    audit_record(
+    save_audited(
+        approval,
         actor=approver,
         action=f"approval.{decision}",
-        obj=approval,
         release_id=locked.pk,
         reason=comment,
         data={
@@ -131,6 +128,7 @@ def approval_record(
             "policy": policy.name,
             "expires_at": approval.expires_at.isoformat(),
         },
+        validate=False,
     )
 
     if decision == ApprovalDecision.REJECT:
@@ -163,15 +161,15 @@ def approve_if_ready(*, release: Release, actor: User) -> None:
 def _approval_dismiss(approval: Approval, *, actor: User | None, reason: str, now: datetime, audit_action: str) -> None:
     approval.dismissed_at = now
     approval.dismiss_reason = reason
-    record_actor(approval, actor, reason)
-    approval.save(update_fields=["dismissed_at", "dismiss_reason"])
-    audit_record(
+    save_audited(
+        approval,
         actor=actor,
         action=audit_action,
-        obj=approval,
         release_id=approval.release_id,
         reason=reason,
         data={"approver": approval.approver_id, "group": approval.group_id, "decision": approval.decision},
+        update_fields=["dismissed_at", "dismiss_reason"],
+        validate=False,
     )
 
 

@@ -19,7 +19,7 @@ from core.errors import (
     GuardFailed,
     SeparationOfDuties,
 )
-from core.service_support import record_actor, validate_model
+from core.service_support import record_actor, save_audited, validate_model
 from releases.models import Release
 
 from ..models import (
@@ -142,9 +142,16 @@ def checklist_freeze(*, release: Release, gate: str, actor: User | None) -> None
         return
     checklist.status = ChecklistStatus.PASSED
     checklist.frozen_at = timezone.now()
-    record_actor(checklist, actor, "Gate passed")
-    checklist.save(update_fields=["status", "frozen_at"])
-    audit_record(actor=actor, action="checklist.frozen", obj=checklist, release_id=release.pk, data={"gate": gate})
+    save_audited(
+        checklist,
+        actor=actor,
+        action="checklist.frozen",
+        release_id=release.pk,
+        data={"gate": gate},
+        reason="Gate passed",
+        update_fields=["status", "frozen_at"],
+        validate=False,
+    )
 
 
 def checklist_supersede(*, release: Release, gate: str, actor: User | None, reason: str) -> None:
@@ -155,15 +162,15 @@ def checklist_supersede(*, release: Release, gate: str, actor: User | None, reas
         return
     checklist.status = ChecklistStatus.SUPERSEDED
     checklist.superseded_reason = reason
-    record_actor(checklist, actor, reason)
-    checklist.save(update_fields=["status", "superseded_reason"])
-    audit_record(
+    save_audited(
+        checklist,
         actor=actor,
         action="checklist.superseded",
-        obj=checklist,
         release_id=release.pk,
         reason=reason,
         data={"gate": gate},
+        update_fields=["status", "superseded_reason"],
+        validate=False,
     )
 
 
@@ -209,15 +216,14 @@ def checklist_item_sign_off(
     locked.evidence_url = evidence_url
     locked.note = (note or "").strip()
     validate_model(locked)
-    record_actor(locked, actor, "Signed off")
-    locked.save()
-    audit_record(
+    save_audited(
+        locked,
         actor=actor,
         action="checklist_item.signed",
-        obj=locked,
         release_id=release.pk,
         reason=locked.note,
         data={"checklist": locked.checklist_id, "gate": locked.checklist.gate, "evidence_url": evidence_url},
+        validate=False,
     )
     _after_item_resolved(checklist=locked.checklist, release=release, actor=actor, now=now)
     return locked
@@ -237,15 +243,14 @@ def checklist_item_mark_na(*, item: ChecklistItem, actor: User, justification: s
     locked.signed_at = now
     locked.na_justification = justification
     validate_model(locked)
-    record_actor(locked, actor, "Marked N/A")
-    locked.save()
-    audit_record(
+    save_audited(
+        locked,
         actor=actor,
         action="checklist_item.not_applicable",
-        obj=locked,
         release_id=release.pk,
         reason=justification,
         data={"checklist": locked.checklist_id, "gate": locked.checklist.gate},
+        validate=False,
     )
     _after_item_resolved(checklist=locked.checklist, release=release, actor=actor, now=now)
     return locked
@@ -256,10 +261,15 @@ def _after_item_resolved(*, checklist: Checklist, release: Release, actor: User,
         return
     checklist.status = ChecklistStatus.COMPLETE
     checklist.completed_at = now
-    record_actor(checklist, actor, "All items resolved")
-    checklist.save(update_fields=["status", "completed_at"])
-    audit_record(
-        actor=actor, action="checklist.completed", obj=checklist, release_id=release.pk, data={"gate": checklist.gate}
+    save_audited(
+        checklist,
+        actor=actor,
+        action="checklist.completed",
+        release_id=release.pk,
+        data={"gate": checklist.gate},
+        reason="All items resolved",
+        update_fields=["status", "completed_at"],
+        validate=False,
     )
     if checklist.gate == ChecklistGate.REVIEW:
         approve_if_ready(release=release, actor=actor)

@@ -17,7 +17,7 @@ from core.errors import (
     GuardFailed,
 )
 from core.roles import PROGRAM_MANAGERS
-from core.service_support import record_actor, reject_unknown_fields, require_permission, validate_model
+from core.service_support import reject_unknown_fields, require_permission, save_audited, validate_model
 from releases.models import Release
 
 from ..models import (
@@ -47,9 +47,9 @@ def freeze_window_create(
         name=name, starts_at=starts_at, ends_at=ends_at, reason=reason, markets=list(markets), created_by=actor
     )
     _validate_window(window)
-    record_actor(window, actor, "Created")
-    window.save()
-    audit_record(actor=actor, action="freeze_window.created", obj=window, reason=reason, data=_window_data(window))
+    save_audited(
+        window, actor=actor, action="freeze_window.created", reason=reason, data=_window_data(window), validate=False
+    )
     return window
 
 
@@ -64,9 +64,9 @@ def freeze_window_update(*, window: FreezeWindow, actor: User, **fields: Any) ->
     for field_name, value in fields.items():
         setattr(window, field_name, list(value) if field_name == "markets" else value)
     _validate_window(window)
-    record_actor(window, actor, "Edited")
-    window.save()
-    audit_record(actor=actor, action="freeze_window.updated", obj=window, data=_window_data(window))
+    save_audited(
+        window, actor=actor, action="freeze_window.updated", data=_window_data(window), reason="Edited", validate=False
+    )
     return window
 
 
@@ -81,9 +81,15 @@ def freeze_window_cancel(*, window: FreezeWindow, actor: User, reason: str) -> F
     if window.cancelled_at is not None:
         raise GuardFailed("This freeze window was already cancelled.", code="freeze_window_cancelled")
     window.cancelled_at = timezone.now()
-    record_actor(window, actor, reason)
-    window.save(update_fields=["cancelled_at"])
-    audit_record(actor=actor, action="freeze_window.cancelled", obj=window, reason=reason, data=_window_data(window))
+    save_audited(
+        window,
+        actor=actor,
+        action="freeze_window.cancelled",
+        reason=reason,
+        data=_window_data(window),
+        update_fields=["cancelled_at"],
+        validate=False,
+    )
     return window
 
 

@@ -191,12 +191,13 @@ def checklist_template_activate(*, template: ChecklistTemplate, actor: User) -> 
         )
     template.status = TemplateStatus.ACTIVE
     template.activated_at = timezone.now()
-    record_actor(template, actor, "Activated")
-    template.save(update_fields=["status", "activated_at"])
-    audit_record(
+    save_audited(
+        template,
         actor=actor,
         action="checklist_template.activated",
-        obj=template,
         data={"version": template.version, "retired": previous.pk if previous else None},
+        reason="Activated",
+        update_fields=["status", "activated_at"],
+        validate=False,
     )
     return template
