@@ -116,15 +116,7 @@ class ApprovalPolicyAdmin(GovernedModelAdmin):
         (
             None,
             {
-                "fields": [
-                    "name",
-                    "description",
-                    "risk_level",
-                    "is_emergency",
-                    "solution",
-                    "validity_days",
-                    "is_active",
-                ],
+                "fields": list(services.APPROVAL_POLICY_EDITABLE_FIELDS),
                 "description": "Matched by risk level (the emergency policy by the emergency flag), a solution's own "
                 "policy before the default one. Edits apply at once to releases still collecting approvals.",
             },

@@ -17,7 +17,12 @@ from governance.models import (
     ChecklistTemplateItem,
     FreezeWindow,
 )
-from governance.services import RequirementSpec, TemplateItemSpec
+from governance.services import (
+    APPROVAL_POLICY_EDITABLE_FIELDS,
+    APPROVAL_POLICY_READ_ONLY_FIELDS,
+    RequirementSpec,
+    TemplateItemSpec,
+)
 
 GroupField = serializers.SlugRelatedField
 
@@ -39,20 +44,8 @@ class ApprovalPolicySerializer(StrictInputMixin, serializers.ModelSerializer[App
 
     class Meta:
         model = ApprovalPolicy
-        fields = [
-            "id",
-            "name",
-            "description",
-            "risk_level",
-            "is_emergency",
-            "solution",
-            "validity_days",
-            "is_active",
-            "requirements",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        fields = ["id", *APPROVAL_POLICY_EDITABLE_FIELDS, "requirements", "created_at", "updated_at"]
+        read_only_fields = list(APPROVAL_POLICY_READ_ONLY_FIELDS)
         extra_kwargs = {"risk_level": {"required": True}}
         # The partial unique constraints are checked by the service's full_clean, with a readable message.
         validators: list[Any] = []

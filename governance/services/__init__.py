@@ -40,6 +40,8 @@ from .freeze_windows import (
     freeze_window_update,
 )
 from .policies import (
+    APPROVAL_POLICY_EDITABLE_FIELDS,
+    APPROVAL_POLICY_READ_ONLY_FIELDS,
     RequirementSpec,
     approval_policy_create,
     approval_policy_update,
@@ -54,6 +56,8 @@ from .templates import (
 
 __all__ = [
     "APPROVAL_INCOMPLETE",
+    "APPROVAL_POLICY_EDITABLE_FIELDS",
+    "APPROVAL_POLICY_READ_ONLY_FIELDS",
     "RETRO_REVIEW_DUE",
     "SIGNER_GROUPS",
     "RequirementSpec",

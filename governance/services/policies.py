@@ -28,6 +28,21 @@ if TYPE_CHECKING:
 # --- Approval policies --------------------------------------------------------------------------------------
 
 
+# The policy's own fields, declared once: the service accepts them, the admin's fieldset and the API serializer
+# show them (requirements are written alongside, as RequirementSpec rows).
+APPROVAL_POLICY_EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "risk_level",
+    "is_emergency",
+    "solution",
+    "validity_days",
+    "is_active",
+)
+# Written by the database / services only.
+APPROVAL_POLICY_READ_ONLY_FIELDS = ("id", "created_at", "updated_at")
+
+
 @dataclass(frozen=True)
 class RequirementSpec:
     group: str
@@ -112,8 +127,7 @@ def approval_policy_update(
 ) -> ApprovalPolicy:
     """Edit a policy; it applies at once to releases still collecting approvals."""
     require_permission(actor, "governance.change_approvalpolicy", "edit approval policies")
-    allowed = {"name", "description", "risk_level", "is_emergency", "solution", "validity_days", "is_active"}
-    reject_unknown_fields(fields, allowed)
+    reject_unknown_fields(fields, APPROVAL_POLICY_EDITABLE_FIELDS)
     policy = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
     for field_name, value in fields.items():
         setattr(policy, field_name, value)
