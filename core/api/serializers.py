@@ -25,6 +25,9 @@ class StrictInputMixin:
     def _refuse_unusable_keys(self, data: dict[str, Any]) -> None:
         fields = self.fields  # type: ignore[attr-defined]
         instance = getattr(self, "instance", None)
+        # Nested rows (a release's stages) are written as a whole list: their read-only keys (``id``, ``position``)
+        # come back from a GET and carry nothing to change, so only unknown keys are refused there.
+        nested = getattr(self, "parent", None) is not None
         errors: dict[str, list[str]] = {}
         for key, value in data.items():
             field = fields.get(key)
@@ -32,7 +35,7 @@ class StrictInputMixin:
                 errors[key] = ["Unknown field."]
                 continue
             read_only = field.read_only or (instance is not None and key in self.create_only_fields)
-            if read_only and not self._unchanged(field, instance, value):
+            if read_only and not nested and not self._unchanged(field, instance, value):
                 errors[key] = ["This field is read-only."]
         if errors:
             raise serializers.ValidationError(errors)
@@ -42,7 +45,10 @@ class StrictInputMixin:
         if instance is None:
             return False
         try:
-            current = field.to_representation(field.get_attribute(instance))
+            attribute = field.get_attribute(instance)
+            if attribute is None:
+                return value is None
+            current = field.to_representation(attribute)
         except Exception:
             return False
         return bool(current == value)

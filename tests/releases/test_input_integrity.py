@@ -100,3 +100,16 @@ def test_a_release_patch_of_a_read_only_field_is_a_400_naming_it(author: Any, fi
     assert field in response.json()
     fresh = Release.objects.get(pk=release.pk)
     assert (fresh.status, fresh.content_hash, fresh.version) == (release.status, release.content_hash, release.version)
+
+
+def test_a_put_of_what_was_read_is_accepted(author: Any) -> None:
+    release = make_release(author=author)
+    client = api_as(author)
+    body = client.get(f"{RELEASES}{release.pk}/").json()
+    response = client.put(f"{RELEASES}{release.pk}/", {**body, "title": "Round trip"}, format="json")
+    assert response.status_code == 200, response.content
+    assert Release.objects.get(pk=release.pk).title == "Round trip"
+    body = client.get(f"{RELEASES}{release.pk}/").json()
+    unknown_in_stage = {**body, "stages": [{**body["stages"][0], "trafic_percent": 5}, *body["stages"][1:]]}
+    refused = client.put(f"{RELEASES}{release.pk}/", unknown_in_stage, format="json")
+    assert refused.status_code == 400 and "trafic_percent" in str(refused.json())
