@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -23,6 +24,8 @@ from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
 from .services import StageSpec, validate_stage_plan
 from .state_machine import APPROVE, RELEASE_LIFECYCLE, Transition
+
+User = get_user_model()
 
 STATUS_COLOURS = {
     ReleaseStatus.DRAFT: "#6c757d",
@@ -219,7 +222,12 @@ class ReleaseAdmin(GovernedModelAdmin):
                 "<int:object_id>/transition/<str:name>/",
                 self.admin_site.admin_view(self.transition_view),
                 name="releases_release_transition",
-            )
+            ),
+            path(
+                "<int:object_id>/reassign/",
+                self.admin_site.admin_view(self.reassign_view),
+                name="releases_release_reassign",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -232,12 +240,46 @@ class ReleaseAdmin(GovernedModelAdmin):
             available = {t.name for t in transitions_available_to(release=release, user=request_actor(request))}
             extra_context["available_transitions"] = [t for t in BUTTON_TRANSITIONS if t.name in available]
             extra_context["transition_extra_panels"] = self.extra_panels(request, release)
+            user = request_actor(request)
+            is_manager = user.has_perm("releases.manage_rollout")  # type: ignore[attr-defined]
+            if release.status in EDITABLE_STATES and (is_manager or user.pk == release.author_id):
+                extra_context["reassign"] = {
+                    "can_change_author": is_manager,
+                    "candidates": list(
+                        User.objects.filter(groups__permissions__codename="change_release")
+                        .distinct()
+                        .order_by("username")
+                    ),
+                    "co_author_ids": {u.pk for u in release.co_authors.all()},
+                }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
         """Extension point: HTML panels rendered under the transition buttons. Apps on higher floors subclass this
         admin and re-register it (governance adds policy status, decisions and checklists)."""
         return []
+
+    def reassign_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Ownership: a program manager names the author and co-authors, the author names co-authors."""
+        release = get_object_or_404(Release, pk=object_id)
+        if not self.has_view_permission(request, release):
+            return HttpResponseRedirect(reverse("admin:index"))
+        author_id = request.POST.get("author", "")
+        new_author = User.objects.filter(pk=author_id).first() if author_id.isdigit() else None
+        co_authors = list(User.objects.filter(pk__in=[pk for pk in request.POST.getlist("co_authors") if pk.isdigit()]))
+        return run_service_action(
+            self,
+            request,
+            label="Reassign",
+            call=lambda: services.release_reassign(
+                release=release,
+                actor=request_actor(request),
+                author=new_author if new_author is not None and new_author.pk != release.author_id else None,
+                co_authors=co_authors,
+            ),
+            success="Ownership saved.",
+            redirect_to=reverse("admin:releases_release_change", args=[release.pk]),
+        )
 
     def transition_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
         release = get_object_or_404(Release, pk=object_id)

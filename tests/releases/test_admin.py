@@ -217,3 +217,22 @@ def test_changelist_query_count(author, program_manager, solution, django_assert
     client.get(reverse("admin:releases_release_changelist"))
     with django_assert_max_num_queries(15):
         assert client.get(reverse("admin:releases_release_changelist")).status_code == 200
+
+
+def test_ownership_form_reassigns_through_the_service(draft_release, author, second_author, program_manager):
+    change = reverse("admin:releases_release_change", args=[draft_release.pk])
+    url = reverse("admin:releases_release_reassign", args=[draft_release.pk])
+    page = admin_as(program_manager).get(change).content.decode()
+    assert 'id="reassign-form"' in page and 'name="author"' in page
+    author_page = admin_as(author).get(change).content.decode()
+    assert 'id="reassign-form"' in author_page and 'name="author"' not in author_page
+    assert 'id="reassign-form"' not in admin_as(second_author).get(change).content.decode()
+
+    response = admin_as(program_manager).post(url, {"author": author.pk, "co_authors": [second_author.pk]})
+    assert any("Ownership saved" in m for m in _messages(response))
+    assert list(draft_release.co_authors.all()) == [second_author]
+    assert AuditEvent.objects.filter(action="release.reassigned", actor=program_manager).count() == 1
+
+    refused = admin_as(second_author).post(url, {"co_authors": []})
+    assert any("Reassign refused" in m for m in _messages(refused))
+    assert list(draft_release.co_authors.all()) == [second_author]
