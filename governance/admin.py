@@ -8,15 +8,19 @@ from django.contrib.auth.models import Group
 from django.db.models import Case, CharField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
-from simple_history.admin import SimpleHistoryAdmin
+from django.utils.safestring import SafeString
 
 from core.actors import request_actor
-from core.admin_support import ServiceBackedAdminMixin, copy_saved_state
+from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
 from core.errors import DomainError
+from releases.admin import ReleaseAdmin
+from releases.forms import MarketsField
+from releases.models import Release
 
 from . import selectors, services
 from .models import (
@@ -27,27 +31,24 @@ from .models import (
     AwaitingMySignOff,
     Checklist,
     ChecklistItem,
-    ChecklistItemState,
     ChecklistTemplate,
     ChecklistTemplateItem,
     FreezeWindow,
 )
 
-# --- Governance (issue 3) -------------------------------------------------------------------------------------
 # Writes go through governance.services; domain refusals come back as messages. Governed rows are never deleted
-# (policies are deactivated, template versions retired, freeze windows cancelled).
+# (policies are deactivated, template versions retired, freeze windows cancelled) and their history is read-only
+# (GovernedModelAdmin).
 
 
-class _NoDeleteMixin:
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class _ReadOnlyMixin(_NoDeleteMixin):
+class _ReadOnlyMixin:
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -97,7 +98,7 @@ class ApprovalRequirementInline(admin.TabularInline):
 
 
 @admin.register(ApprovalPolicy)
-class ApprovalPolicyAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistoryAdmin):
+class ApprovalPolicyAdmin(GovernedModelAdmin):
     list_display = [
         "name",
         "risk_level",
@@ -115,15 +116,7 @@ class ApprovalPolicyAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistory
         (
             None,
             {
-                "fields": [
-                    "name",
-                    "description",
-                    "risk_level",
-                    "is_emergency",
-                    "solution",
-                    "validity_days",
-                    "is_active",
-                ],
+                "fields": list(services.APPROVAL_POLICY_EDITABLE_FIELDS),
                 "description": "Matched by risk level (the emergency policy by the emergency flag), a solution's own "
                 "policy before the default one. Edits apply at once to releases still collecting approvals.",
             },
@@ -195,7 +188,7 @@ class ChecklistTemplateItemInline(admin.StackedInline):
 
 
 @admin.register(ChecklistTemplate)
-class ChecklistTemplateAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistoryAdmin):
+class ChecklistTemplateAdmin(GovernedModelAdmin):
     list_display = ["name", "gate", "risk_level", "version", "status", "item_count", "activated_at"]
     list_filter = ["gate", "risk_level", "status"]
     search_fields = ["name", "description", "items__question"]
@@ -295,6 +288,7 @@ class ChecklistTemplateAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHist
 
 
 class FreezeWindowForm(forms.ModelForm):
+    markets = MarketsField(help_text="Comma-separated market codes, e.g. US, DE; empty means every market.")
     cancel_reason = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -305,15 +299,9 @@ class FreezeWindowForm(forms.ModelForm):
         model = FreezeWindow
         fields = ["name", "starts_at", "ends_at", "markets", "reason"]
 
-    def clean_markets(self) -> list[str]:
-        markets = self.cleaned_data.get("markets") or []
-        if isinstance(markets, str):
-            markets = [code.strip() for code in markets.split(",") if code.strip()]
-        return list(markets)
-
 
 @admin.register(FreezeWindow)
-class FreezeWindowAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistoryAdmin):
+class FreezeWindowAdmin(GovernedModelAdmin):
     form = FreezeWindowForm
     list_display = ["name", "starts_at", "ends_at", "markets_display", "in_force", "created_by", "cancelled_at"]
     list_filter = ["cancelled_at"]
@@ -362,7 +350,7 @@ class FreezeWindowAdmin(ServiceBackedAdminMixin, _NoDeleteMixin, SimpleHistoryAd
 
 
 @admin.register(Approval)
-class ApprovalAdmin(_ReadOnlyMixin, SimpleHistoryAdmin):
+class ApprovalAdmin(_ReadOnlyMixin, GovernedModelAdmin):
     list_display = ["release", "approver", "group", "decision", "created_at", "expires_at", "dismissed_at"]
     list_filter = ["decision", "group", ("dismissed_at", admin.EmptyFieldListFilter)]
     list_select_related = ["release__solution", "approver", "group"]
@@ -404,7 +392,7 @@ class ChecklistItemInline(admin.TabularInline):
 
 
 @admin.register(Checklist)
-class ChecklistAdmin(_ReadOnlyMixin, SimpleHistoryAdmin):
+class ChecklistAdmin(_ReadOnlyMixin, GovernedModelAdmin):
     """Checklists are written by the release lifecycle; sign their items from the release page or from
     “Awaiting my sign-off”."""
 
@@ -501,11 +489,6 @@ class AwaitingMySignOffAdmin(_ReadOnlyMixin, admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         return [
             path("<int:item_id>/sign-off/", self.admin_site.admin_view(self.sign_off_view), name="governance_sign_off"),
-            path(
-                "release/<int:release_id>/approve/",
-                self.admin_site.admin_view(self.approve_view),
-                name="governance_approve",
-            ),
             *super().get_urls(),
         ]
 
@@ -527,24 +510,29 @@ class AwaitingMySignOffAdmin(_ReadOnlyMixin, admin.ModelAdmin):
         form = SignOffForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            try:
-                if request.POST.get("action") == "mark_na":
-                    services.checklist_item_mark_na(
-                        item=item, actor=request_actor(request), justification=data["na_justification"]
-                    )
-                    self.message_user(request, f"Marked N/A: {item.question}", messages.SUCCESS)
-                else:
-                    services.checklist_item_sign_off(
-                        item=item, actor=request_actor(request), evidence_url=data["evidence_url"], note=data["note"]
-                    )
-                    self.message_user(request, f"Signed: {item.question}", messages.SUCCESS)
-            except DomainError as exc:
-                self.message_user(request, f"Refused: {exc.detail}", messages.ERROR)
-                if request.POST.get("next"):
-                    return HttpResponseRedirect(back)
-            else:
-                return HttpResponseRedirect(back)
-        elif request.method == "POST":
+            actor = request_actor(request)
+            if request.POST.get("action") == "mark_na":
+                return run_service_action(
+                    self,
+                    request,
+                    label="Mark N/A",
+                    call=lambda: services.checklist_item_mark_na(
+                        item=item, actor=actor, justification=data["na_justification"]
+                    ),
+                    success=f"Marked N/A: {item.question}",
+                    redirect_to=back,
+                )
+            return run_service_action(
+                self,
+                request,
+                label="Sign-off",
+                call=lambda: services.checklist_item_sign_off(
+                    item=item, actor=actor, evidence_url=data["evidence_url"], note=data["note"]
+                ),
+                success=f"Signed: {item.question}",
+                redirect_to=back,
+            )
+        if request.method == "POST":
             self.message_user(request, f"Refused: {form.errors.as_text()}", messages.ERROR)
             if request.POST.get("next"):
                 return HttpResponseRedirect(back)
@@ -558,82 +546,65 @@ class AwaitingMySignOffAdmin(_ReadOnlyMixin, admin.ModelAdmin):
         }
         return render(request, "admin/governance/sign_off.html", context)
 
-    def approve_view(self, request: HttpRequest, release_id: int) -> HttpResponse:
-        """Record an approval from the release page's governance panel (group, content hash seen, comment)."""
-        from releases.models import Release
 
+def release_governance_panel(request: HttpRequest, release: Release) -> SafeString:
+    """The governance panel of the release change page: policy status, decision form, checklists with inline
+    sign-off; its data is ``selectors.release_governance_overview``."""
+    overview = selectors.release_governance_overview(release=release, user=request_actor(request))
+    return render_to_string(
+        "admin/governance/release_panel.html",
+        {
+            "release": release,
+            "overview": overview,
+            "policy_status": overview.policy_status,
+            "approvals": overview.approvals,
+            "checklists": overview.checklists,
+            "back": reverse("admin:releases_release_change", args=[release.pk]),
+        },
+        request=request,
+    )
+
+
+class GovernedReleaseAdmin(ReleaseAdmin):
+    """The release page with governance on it: the panel under the transition buttons and the decision form's
+    POST. Re-registered in place of ``releases.admin.ReleaseAdmin``."""
+
+    def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
+        return [*super().extra_panels(request, release), release_governance_panel(request, release)]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:release_id>/decide/", self.admin_site.admin_view(self.approve_view), name="governance_approve"),
+            *super().get_urls(),
+        ]
+
+    def approve_view(self, request: HttpRequest, release_id: int) -> HttpResponse:
+        """Record a decision from the panel (group, content hash seen, comment)."""
         release = get_object_or_404(Release, pk=release_id)
         back = reverse("admin:releases_release_change", args=[release.pk])
-        if request.method != "POST" or not request.user.has_perm("releases.view_release"):
+        if not self.has_view_permission(request, release):
             return HttpResponseRedirect(back)
-        try:
-            services.approval_record(
+
+        def decided(_approval: Any) -> str:
+            release.refresh_from_db()
+            return f"Decision recorded; the release is {release.get_status_display().lower()}."
+
+        return run_service_action(
+            self,
+            request,
+            label="Decision",
+            call=lambda: services.approval_record(
                 release=release,
                 approver=request_actor(request),
                 group=request.POST.get("group", ""),
                 decision=request.POST.get("decision", "approve"),
                 content_hash=request.POST.get("content_hash", ""),
                 comment=request.POST.get("comment", ""),
-            )
-        except DomainError as exc:
-            self.message_user(request, f"Refused: {exc.detail}", messages.ERROR)
-        else:
-            release.refresh_from_db()
-            self.message_user(
-                request,
-                f"Decision recorded; the release is {release.get_status_display().lower()}.",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(back)
+            ),
+            success=decided,
+            redirect_to=back,
+        )
 
 
-def release_governance_panel(request: HttpRequest, release: Any) -> str:
-    """The governance panel of the release change page: policy status, approval form, checklists with inline
-    sign-off. Rendered by ``releases.admin.ReleaseAdmin.transition_extra_panels``."""
-    from django.template.loader import render_to_string
-
-    user = request_actor(request)
-    policy_status = selectors.approval_policy_status(release=release)
-    checklists = list(Checklist.objects.filter(release_id=release.pk).with_items().order_by("created_at"))
-    user_group_ids = set(user.groups.values_list("id", flat=True))
-    is_writer = services.is_author_or_editor(release=release, user=user)
-    approval_groups = [
-        req.group for req in policy_status.requirements if (user.is_superuser or req.group_id in user_group_ids)
-    ]
-    for checklist in checklists:
-        for item in checklist.items.all():
-            item.can_sign = (  # type: ignore[attr-defined]
-                checklist.is_signable
-                and item.state == ChecklistItemState.PENDING
-                and not is_writer
-                and (user.is_superuser or item.signer_group_id in user_group_ids)
-            )
-    approvals = list(Approval.objects.filter(release_id=release.pk).with_related().order_by("created_at"))
-    # One person counts once: after a live decision the form would only be refused.
-    now = timezone.now()
-    my_decision = next(
-        (
-            a
-            for a in approvals
-            if a.approver_id == user.pk and a.dismissed_at is None and (a.expires_at is None or a.expires_at > now)
-        ),
-        None,
-    )
-    return render_to_string(
-        "admin/governance/release_panel.html",
-        {
-            "release": release,
-            "policy_status": policy_status,
-            "approvals": approvals,
-            "checklists": checklists,
-            "approval_groups": approval_groups,
-            "can_decide": not is_writer
-            and my_decision is None
-            and bool(approval_groups)
-            and release.status in ("in_review", "approved"),
-            "my_decision": my_decision,
-            "is_writer": is_writer,
-            "back": reverse("admin:releases_release_change", args=[release.pk]),
-        },
-        request=request,
-    )
+admin.site.unregister(Release)
+admin.site.register(Release, GovernedReleaseAdmin)

@@ -6,5 +6,9 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        # Registers approval, checklist and freeze-window guards and effects in releases.hooks.
-        from . import lifecycle  # noqa: F401
+        from releases import hooks
+
+        from . import lifecycle
+
+        # Approval, checklist and freeze-window guards and effects, declared in governance/lifecycle.py.
+        hooks.register_lifecycle(lifecycle)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from releases.choices import ReleaseStatus
 from releases.models import Release
+from releases.selectors import release_content_editors, release_ids_written_by
 
 from .models import (
     LIVE_CHECKLIST_STATUSES,
@@ -196,7 +197,8 @@ def awaiting_approval_by(*, user: Actor, now: datetime | None = None) -> list[tu
     candidates = list(
         Release.objects.with_related()
         .filter(status=ReleaseStatus.IN_REVIEW)
-        .exclude(Q(author_id=user.pk) | Q(last_editor_id=user.pk))
+        # Anyone who wrote content of a release (not only its author or last editor) never counts for it.
+        .exclude(Q(author_id=user.pk) | Q(pk__in=release_ids_written_by(user)))
         .exclude(pk__in=Approval.objects.live().filter(approver_id=user.pk).values("release_id"))
         .order_by("submitted_at", "pk")
     )
@@ -212,7 +214,7 @@ def checklist_items_awaiting_sign_off_by(*, user: Actor) -> list[ChecklistItem]:
     """Pending items of live checklists that ``user`` may sign: their group's, on releases they did not write."""
     items = (
         ChecklistItem.objects.filter(state=ChecklistItemState.PENDING, checklist__status__in=LIVE_CHECKLIST_STATUSES)
-        .exclude(Q(checklist__release__author_id=user.pk) | Q(checklist__release__last_editor_id=user.pk))
+        .exclude(Q(checklist__release__author_id=user.pk) | Q(checklist__release_id__in=release_ids_written_by(user)))
         .select_related("checklist__release__solution", "signer_group")
         .order_by("checklist__created_at", "position")
     )
@@ -223,3 +225,70 @@ def checklist_items_awaiting_sign_off_by(*, user: Actor) -> list[ChecklistItem]:
 
 def checklist_is_complete(checklist: Checklist | None) -> bool:
     return checklist is not None and checklist.status in (ChecklistStatus.COMPLETE, ChecklistStatus.PASSED)
+
+
+def is_author_or_editor(*, release: Release, user: Actor) -> bool:
+    """Whether ``user`` wrote any content of the release (author or any content editor, from history)."""
+    return user.pk in release_content_editors(release)
+
+
+@dataclass
+class GovernanceOverview:
+    """Everything governance shows about one release to one user (the admin panel; the API's policy-status is its
+    ``policy_status``)."""
+
+    release: Release
+    policy_status: PolicyStatus
+    approvals: list[Approval]
+    checklists: list[Checklist]
+    # Groups of the policy this user may count for; empty when they may not decide.
+    approval_groups: list[str]
+    my_decision: Approval | None
+    is_writer: bool
+    # Item ids this user may sign or mark N/A now.
+    signable_item_ids: set[int]
+
+    @property
+    def can_decide(self) -> bool:
+        return (
+            not self.is_writer
+            and self.my_decision is None
+            and bool(self.approval_groups)
+            and self.release.status in (ReleaseStatus.IN_REVIEW, ReleaseStatus.APPROVED)
+        )
+
+
+def release_governance_overview(*, release: Release, user: Actor, now: datetime | None = None) -> GovernanceOverview:
+    now = now or timezone.now()
+    policy_status = approval_policy_status(release=release, now=now)
+    checklists = list(Checklist.objects.filter(release_id=release.pk).with_items().order_by("created_at"))
+    user_group_ids = _group_ids_of(user)
+    is_superuser = bool(getattr(user, "is_superuser", False))
+    is_writer = is_author_or_editor(release=release, user=user)
+    approvals = list(Approval.objects.filter(release_id=release.pk).with_related().order_by("created_at"))
+    return GovernanceOverview(
+        release=release,
+        policy_status=policy_status,
+        approvals=approvals,
+        checklists=checklists,
+        approval_groups=[
+            req.group for req in policy_status.requirements if is_superuser or req.group_id in user_group_ids
+        ],
+        # One person counts once: after a live decision the form would only be refused.
+        my_decision=next(
+            (
+                a
+                for a in approvals
+                if a.approver_id == user.pk and a.dismissed_at is None and (a.expires_at is None or a.expires_at > now)
+            ),
+            None,
+        ),
+        is_writer=is_writer,
+        signable_item_ids={
+            item.pk
+            for checklist in checklists
+            if checklist.is_signable and not is_writer
+            for item in checklist.items.all()
+            if item.state == ChecklistItemState.PENDING and (is_superuser or item.signer_group_id in user_group_ids)
+        },
+    )

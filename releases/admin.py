@@ -7,22 +7,25 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
+from django.utils.safestring import SafeString
 
 from core.actors import request_actor
-from core.admin_support import ServiceBackedAdminMixin, copy_saved_state
-from core.errors import DomainError
+from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
 
 from . import services
 from .choices import EDITABLE_STATES, ReleaseStatus
+from .forms import MarketsField
 from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
 from .services import StageSpec, validate_stage_plan
-from .state_machine import TRANSITIONS
+from .state_machine import APPROVE, RELEASE_LIFECYCLE, Transition
+
+User = get_user_model()
 
 STATUS_COLOURS = {
     ReleaseStatus.DRAFT: "#6c757d",
@@ -40,7 +43,7 @@ STATUS_COLOURS = {
 
 
 @admin.register(AutomationSolution)
-class AutomationSolutionAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+class AutomationSolutionAdmin(GovernedModelAdmin):
     list_display = ["name", "key", "audience", "owner", "is_active", "updated_at"]
     list_filter = ["audience", "is_active"]
     search_fields = ["name", "key", "description"]
@@ -60,9 +63,6 @@ class AutomationSolutionAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         else:
             saved = services.solution_create(actor=request_actor(request), **form.cleaned_data)
         copy_saved_state(obj, saved)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class StageInlineFormSet(forms.BaseInlineFormSet):
@@ -123,19 +123,20 @@ class RolloutStageInline(admin.TabularInline):
 
 
 class ReleaseAdminForm(forms.ModelForm):
+    markets = MarketsField()
+
     class Meta:
         model = Release
         fields = ["solution", *services.RELEASE_EDITABLE_FIELDS]
 
-    def clean_markets(self) -> list[str]:
-        markets = self.cleaned_data.get("markets") or []
-        if isinstance(markets, str):
-            markets = [code.strip() for code in markets.split(",") if code.strip()]
-        return list(markets)
+
+# ``approve`` has no button: a release becomes approved when the last decision that completes its approval policy
+# (and review checklist) is recorded, through the approve guard (governance adds the decision form).
+BUTTON_TRANSITIONS: tuple[Transition, ...] = tuple(t for t in RELEASE_LIFECYCLE if t is not APPROVE)
 
 
 @admin.register(Release)
-class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
+class ReleaseAdmin(GovernedModelAdmin):
     form = ReleaseAdminForm
     change_form_template = "admin/releases/release/change_form.html"
     list_display = ["__str__", "status_badge", "risk_level", "is_emergency", "current_stage", "author", "updated_at"]
@@ -181,9 +182,6 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
                 fields += [f for f in services.RELEASE_EDITABLE_FIELDS if f not in fields]
         return fields
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def save_model(self, request: HttpRequest, obj: Release, form: Any, change: bool) -> None:
         # Saved together with the stages in save_related, through one service call.
         pass
@@ -224,7 +222,12 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
                 "<int:object_id>/transition/<str:name>/",
                 self.admin_site.admin_view(self.transition_view),
                 name="releases_release_transition",
-            )
+            ),
+            path(
+                "<int:object_id>/reassign/",
+                self.admin_site.admin_view(self.reassign_view),
+                name="releases_release_reassign",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -234,68 +237,74 @@ class ReleaseAdmin(ServiceBackedAdminMixin, SimpleHistoryAdmin):
         extra_context = extra_context or {}
         release = self.get_object(request, object_id)
         if release is not None:
-            extra_context["available_transitions"] = [
-                # --- governance (issue 3): approving is the decision form of the governance panel.
-                t
-                for t in transitions_available_to(release=release, user=request_actor(request))
-                if t.name != "approve"
-            ]
-            extra_context["transition_extra_panels"] = self.transition_extra_panels(request, release)
+            available = {t.name for t in transitions_available_to(release=release, user=request_actor(request))}
+            extra_context["available_transitions"] = [t for t in BUTTON_TRANSITIONS if t.name in available]
+            extra_context["transition_extra_panels"] = self.extra_panels(request, release)
+            user = request_actor(request)
+            is_manager = user.has_perm("releases.manage_rollout")  # type: ignore[attr-defined]
+            if release.status in EDITABLE_STATES and (is_manager or user.pk == release.author_id):
+                extra_context["reassign"] = {
+                    "can_change_author": is_manager,
+                    "candidates": list(
+                        User.objects.filter(groups__permissions__codename="change_release")
+                        .distinct()
+                        .order_by("username")
+                    ),
+                    "co_author_ids": {u.pk for u in release.co_authors.all()},
+                }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def transition_extra_panels(self, request: HttpRequest, release: Release) -> list[Any]:
-        """Other apps' panels (policy status, checklists) rendered above the transition buttons."""
-        # --- governance (issue 3): policy status, decision form, checklists with inline sign-off.
-        from governance.admin import release_governance_panel
+    def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
+        """Extension point: HTML panels rendered under the transition buttons. Apps on higher floors subclass this
+        admin and re-register it (governance adds policy status, decisions and checklists)."""
+        return []
 
-        return [release_governance_panel(request, release)]
-        # --- end governance
+    def reassign_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Ownership: a program manager names the author and co-authors, the author names co-authors."""
+        release = get_object_or_404(Release, pk=object_id)
+        if not self.has_view_permission(request, release):
+            return HttpResponseRedirect(reverse("admin:index"))
+        author_id = request.POST.get("author", "")
+        new_author = User.objects.filter(pk=author_id).first() if author_id.isdigit() else None
+        co_authors = list(User.objects.filter(pk__in=[pk for pk in request.POST.getlist("co_authors") if pk.isdigit()]))
+        return run_service_action(
+            self,
+            request,
+            label="Reassign",
+            call=lambda: services.release_reassign(
+                release=release,
+                actor=request_actor(request),
+                author=new_author if new_author is not None and new_author.pk != release.author_id else None,
+                co_authors=co_authors,
+            ),
+            success="Ownership saved.",
+            redirect_to=reverse("admin:releases_release_change", args=[release.pk]),
+        )
 
     def transition_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
         release = get_object_or_404(Release, pk=object_id)
-        change_url = reverse("admin:releases_release_change", args=[release.pk])
         if not self.has_view_permission(request, release):
             self.message_user(request, "You cannot see this release.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:index"))
-        transition = TRANSITIONS.get(name)
-        if request.method != "POST" or transition is None:
+        change_url = reverse("admin:releases_release_change", args=[release.pk])
+        transition = next((t for t in BUTTON_TRANSITIONS if t.name == name), None)
+        if transition is None:
             return HttpResponseRedirect(change_url)
-        if name == "approve":
-            # --- governance (issue 3): an approval is a decision bound to the content hash the approver saw.
-            from governance.services import approval_record
-
-            try:
-                approval_record(
-                    release=release,
-                    approver=request_actor(request),
-                    group=request.POST.get("group", ""),
-                    content_hash=request.POST.get("content_hash", ""),
-                    comment=request.POST.get("comment", request.POST.get("reason", "")),
-                )
-            except DomainError as exc:
-                self.message_user(request, f"{transition.label} refused: {exc.detail}", messages.ERROR)
-            else:
-                release.refresh_from_db()
-                self.message_user(
-                    request,
-                    f"Approval recorded; the release is {release.get_status_display().lower()}.",
-                    messages.SUCCESS,
-                )
-            return HttpResponseRedirect(change_url)
-            # --- end governance
         arguments: dict[str, Any] = {"release": release, "actor": request_actor(request)}
         if name != "submit":
             arguments["reason"] = request.POST.get("reason", "")
         if transition.overridable and request.POST.get("override") == "on":
             arguments["override"] = True
-        try:
-            updated = services.TRANSITION_SERVICES[name](**arguments)
-        except DomainError as exc:
-            self.message_user(request, f"{transition.label} refused: {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                f"{transition.label}: the release is now {updated.get_status_display().lower()}.",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(change_url)
+        if name == "promote":
+            # The button names the stage the page showed; a stale page is refused instead of promoting twice.
+            from_stage = request.POST.get("from_stage", "")
+            arguments["from_stage"] = int(from_stage) if from_stage.isdigit() else 0
+        service = services.TRANSITION_SERVICES[name]
+        return run_service_action(
+            self,
+            request,
+            label=transition.label,
+            call=lambda: service(**arguments),
+            success=lambda updated: f"{transition.label}: the release is now {updated.get_status_display().lower()}.",
+            redirect_to=change_url,
+        )

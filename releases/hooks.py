@@ -1,7 +1,10 @@
-"""The extension point other apps use to take part in release transitions.
+"""The extension point apps use to take part in release transitions.
 
-``releases`` knows nothing of approval policies, checklists, freeze windows or guardrails. Those apps register
-functions here from their ``AppConfig.ready()``:
+``releases`` knows nothing of approval policies, checklists, freeze windows or guardrails. Each app (``releases``
+itself included) declares its guards and effects in ``<app>/lifecycle.py`` as two module-level tables, ``GUARDS``
+and ``EFFECTS`` (event name → tuple of functions), and registers them from ``AppConfig.ready()`` with one call,
+``hooks.register_lifecycle(lifecycle)``. Go-to-definition follows every name, and ``manage.py lifecycle`` prints
+them per transition. Guards run in the order the apps are installed (``releases``, ``governance``, ``monitoring``).
 
 * a **guard** runs inside the transition's transaction, after the row is locked and the state checked, before
   anything is written; it refuses by raising a ``core.errors.DomainError`` (``GuardFailed`` → 409);
@@ -19,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
     from .models import Release
     from .state_machine import Transition
 
+# The StateMachine (``core.transitions.MACHINES``) these hooks belong to; read by ``manage.py lifecycle``.
+MACHINE = "release"
 CONTENT_CHANGED = "content_changed"
 CREATED = "created"
 
@@ -63,6 +69,17 @@ def _register(registry: dict[str, list[Hook]], events: tuple[str, ...]) -> Calla
     return decorator
 
 
+def register_lifecycle(module: ModuleType) -> None:
+    """Register an app's ``lifecycle`` module: its ``GUARDS`` and ``EFFECTS`` tables (either may be absent).
+    Registering the same module twice adds nothing."""
+    for registry, table_name in ((_guards, "GUARDS"), (_effects, "EFFECTS")):
+        table: dict[str, tuple[Hook, ...]] = getattr(module, table_name, {})
+        for event, functions in table.items():
+            for fn in functions:
+                _register(registry, (event,))(fn)
+
+
+# Kept while apps move to ``register_lifecycle``; prefer the tables, which can be read in one place.
 def register_guard(*events: str) -> Callable[[Hook], Hook]:
     return _register(_guards, events)
 
@@ -71,11 +88,24 @@ def register_effect(*events: str) -> Callable[[Hook], Hook]:
     return _register(_effects, events)
 
 
+def guards_for(event: str) -> tuple[Hook, ...]:
+    return tuple(_guards.get(event, ()))
+
+
+def effects_for(event: str) -> tuple[Hook, ...]:
+    return tuple(_effects.get(event, ()))
+
+
+def registered_events() -> list[str]:
+    """Every event with a guard or an effect, in registration order (for ``manage.py lifecycle``)."""
+    return list(dict.fromkeys([*_guards, *_effects]))
+
+
 def run_guards(context: TransitionContext) -> None:
-    for guard in _guards[context.event]:
+    for guard in guards_for(context.event):
         guard(context)
 
 
 def run_effects(context: TransitionContext) -> None:
-    for effect in _effects[context.event]:
+    for effect in effects_for(context.event):
         effect(context)

@@ -14,6 +14,7 @@ from simple_history.models import HistoricalRecords
 from core.canonical import compute_content_hash
 
 from .choices import IN_ROLLOUT_STATES, LIVE_STATES, Audience, ReleaseStatus, RiskLevel
+from .markets import known_markets
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -22,8 +23,19 @@ if TYPE_CHECKING:
 def validate_market_codes(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(code, str) and code.strip() for code in value):
         raise ValidationError("Markets must be a list of market codes such as ['US', 'DE'].")
+    unknown = [code for code in value if code not in known_markets()]
+    if unknown:
+        shown = ", ".join(repr(code[:20]) for code in unknown[:5])
+        raise ValidationError(f"Unknown market code(s) {shown}: use ISO 3166-1 alpha-2 codes such as US, DE, GB.")
     if len(set(value)) != len(value):
         raise ValidationError("Markets must not repeat.")
+
+
+# The history change reasons of a release's content writes (release_create, release_update): separation of duties
+# reads them to find everyone who wrote a release's content, in one query.
+CONTENT_CREATED = "Created"
+CONTENT_EDITED = "Edited"
+CONTENT_WRITE_REASONS = (CONTENT_CREATED, CONTENT_EDITED)
 
 
 class AutomationSolution(models.Model):
@@ -102,6 +114,14 @@ class Release(models.Model):
     last_editor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="edited_releases", editable=False
     )
+    # Ownership (releases/README.md): the author and the co-authors edit and submit the draft; a program manager
+    # may reassign both (``release_reassign``), every change audited.
+    co_authors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="co_authored_releases",
+        help_text="Besides the author, who may edit and submit this draft.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -111,7 +131,8 @@ class Release(models.Model):
     verification_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    # The co-author set is history-tracked too, so "who could edit this draft when" can be answered.
+    history = HistoricalRecords(m2m_fields=[co_authors])
     objects = ReleaseQuerySet.as_manager()
 
     class Meta:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
-from core.errors import DomainError
+from core.errors import DomainError, DomainPermissionDenied, SeparationOfDuties
 
-from .models import Release, ReleaseQuerySet, RolloutStage
-from .services import check_actor_may
-from .state_machine import Transition, transitions_from
+from .models import CONTENT_WRITE_REASONS, Release, ReleaseQuerySet, RolloutStage
+from .state_machine import APPROVE, SUBMIT, Transition, transitions_from
 
 if TYPE_CHECKING:
     from core.actors import Actor
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 
 def release_list() -> ReleaseQuerySet:
     return Release.objects.with_related().prefetch_related(
-        Prefetch("stages", queryset=RolloutStage.objects.order_by("position"))
+        Prefetch("stages", queryset=RolloutStage.objects.order_by("position")), "co_authors"
     )
 
 
@@ -36,3 +35,40 @@ def transitions_available_to(*, release: Release, user: Actor) -> list[Transitio
             continue
         available.append(transition)
     return available
+
+
+def release_ids_written_by(user: Actor) -> QuerySet[Any]:
+    """A subquery of the ids of releases ``user`` wrote content of (created or edited), for set-based exclusion."""
+    return Release.history.filter(history_user_id=user.pk, history_change_reason__in=CONTENT_WRITE_REASONS).values("id")
+
+
+def release_content_editors(release: Release) -> set[int]:
+    """Ids of everyone who wrote content of ``release``: its author and every user who created or edited it (its
+    content, descriptive fields or stages), from the history rows — not only the last editor. Nobody is exempt,
+    superusers included: separation of duties is a domain rule, not a permission."""
+    writes = Release.history.filter(id=release.pk, history_change_reason__in=CONTENT_WRITE_REASONS).exclude(
+        history_user_id=None
+    )
+    return {release.author_id, *writes.values_list("history_user_id", flat=True)}
+
+
+def release_owner_ids(release: Release) -> set[int]:
+    """Who may edit and submit the draft: its author and co-authors (program managers reassign, not edit)."""
+    # ``.all()`` so a prefetched list (release_list) answers without a query per release.
+    return {release.author_id, *(user.pk for user in release.co_authors.all())}
+
+
+def check_actor_may(*, transition: Transition, release: Release, actor: Actor | None) -> None:
+    """Role, ownership and separation-of-duties checks of a transition, without its state or guards."""
+    if actor is None:
+        if not transition.system_allowed:
+            raise DomainPermissionDenied(f"The system cannot {transition.label.lower()} a release.")
+        return
+    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
+        raise DomainPermissionDenied(f"Your role does not allow you to {transition.label.lower()} a release.")
+    if transition is SUBMIT and actor.pk not in release_owner_ids(release):
+        raise DomainPermissionDenied(
+            "Only the release's author or a co-author may submit it.", code="not_release_owner"
+        )
+    if transition is APPROVE and actor.pk in release_content_editors(release):
+        raise SeparationOfDuties("Whoever wrote content of a release (author or editor) can never approve it.")

@@ -2,8 +2,9 @@
 ``Release.status``.
 
 Each transition, in one transaction: locks the release row, checks the state table, the actor's permission and
-the guards (its own, then those other apps registered in ``releases.hooks``), writes the new state, writes the
-audit event, runs the registered effects; work outside the database goes through ``transaction.on_commit``.
+the guards (declared in ``releases/lifecycle.py`` and the other apps' ``lifecycle.py``, run through
+``releases.hooks``), writes the new state, writes the audit event, runs the registered effects; work outside the
+database goes through ``transaction.on_commit``.
 """
 
 from __future__ import annotations
@@ -20,17 +21,24 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.errors import (
     ContentFrozen,
+    DomainError,
     DomainPermissionDenied,
     DomainValidationError,
-    GuardFailed,
     IllegalTransition,
-    SeparationOfDuties,
 )
-from core.service_support import record_actor, reject_unknown_fields, require_permission, validate_model
+from core.service_support import (
+    record_actor,
+    reject_unknown_fields,
+    require_permission,
+    save_audited,
+    validate_model,
+)
 
 from . import hooks
 from .choices import EDITABLE_STATES, IN_ROLLOUT_STATES, ReleaseStatus
-from .models import AutomationSolution, Release, RolloutStage
+from .markets import known_markets
+from .models import CONTENT_CREATED, CONTENT_EDITED, AutomationSolution, Release, RolloutStage
+from .selectors import check_actor_may, release_owner_ids
 from .state_machine import (
     APPROVE,
     BEGIN_VERIFICATION,
@@ -79,6 +87,13 @@ RELEASE_LIFECYCLE_FIELDS = (
 )
 
 
+# Durations a person can mean: anything outside is a typo or an attack (a 999999999-day hold overflows the
+# datetime arithmetic of the guards), refused with the field's name.
+VERIFICATION_WINDOW_MIN = timedelta(minutes=5)
+VERIFICATION_WINDOW_MAX = timedelta(days=90)
+MIN_HOLD_MAX = timedelta(days=90)
+
+
 @dataclass(frozen=True)
 class StageSpec:
     name: str
@@ -107,9 +122,14 @@ def solution_create(
         key=key, name=name, audience=audience, description=description, owner=owner, is_active=is_active
     )
     validate_model(solution)
-    record_actor(solution, actor, "Created")
-    solution.save()
-    audit_record(actor=actor, action="solution.created", obj=solution, data={"key": key, "name": name})
+    save_audited(
+        solution,
+        actor=actor,
+        action="solution.created",
+        data={"key": key, "name": name},
+        reason="Created",
+        validate=False,
+    )
     return solution
 
 
@@ -127,9 +147,9 @@ def solution_update(*, solution: AutomationSolution, actor: Actor, **fields: Any
     if not changed:
         return solution
     validate_model(solution)
-    record_actor(solution, actor, "Edited")
-    solution.save()
-    audit_record(actor=actor, action="solution.updated", obj=solution, data={"changed": changed})
+    save_audited(
+        solution, actor=actor, action="solution.updated", data={"changed": changed}, reason="Edited", validate=False
+    )
     return solution
 
 
@@ -151,16 +171,31 @@ def validate_stage_plan(*, markets: Sequence[str], stages: Sequence[StageSpec], 
         elif stage.traffic_percent <= previous:
             problems.append(f"{label}: traffic percent must be higher than the stage before ({previous}%).")
         previous = max(previous, stage.traffic_percent)
-        outside = sorted(set(stage.markets) - set(markets))
+        unknown = sorted(code[:20] for code in set(stage.markets) - known_markets() if isinstance(code, str))
+        if unknown:
+            problems.append(f"{label}: unknown market code(s) {', '.join(map(repr, unknown))}.")
+        outside = sorted(set(stage.markets) - set(markets) - set(unknown))
         if outside:
             problems.append(f"{label}: markets {', '.join(outside)} are not markets of the release.")
-        if stage.min_hold < timedelta(0):
-            problems.append(f"{label}: minimum hold cannot be negative.")
+        if not timedelta(0) <= stage.min_hold <= MIN_HOLD_MAX:
+            problems.append(f"{label}: minimum hold must be between 0 and {MIN_HOLD_MAX.days} days.")
         if stage.min_sample_size < 0:
             problems.append(f"{label}: minimum sample size cannot be negative.")
     if complete and stages and stages[-1].traffic_percent != 100:
         problems.append("The last stage must send 100% of traffic.")
     return {"stages": problems} if problems else {}
+
+
+def validate_verification_window(window: Any) -> None:
+    if not isinstance(window, timedelta) or not VERIFICATION_WINDOW_MIN <= window <= VERIFICATION_WINDOW_MAX:
+        raise DomainValidationError(
+            {
+                "verification_window": [
+                    f"The verification window must be between {int(VERIFICATION_WINDOW_MIN.total_seconds() // 60)} "
+                    f"minutes and {VERIFICATION_WINDOW_MAX.days} days."
+                ]
+            }
+        )
 
 
 def _write_stages(release: Release, stages: Sequence[StageSpec], actor: Actor, reason: str) -> None:
@@ -188,6 +223,7 @@ def release_create(
     solution: AutomationSolution,
     title: str,
     stages: Sequence[StageSpec] = (),
+    co_authors: Sequence[Actor] = (),
     **fields: Any,
 ) -> Release:
     require_permission(actor, "releases.add_release", "create releases")
@@ -198,24 +234,32 @@ def release_create(
         raise DomainValidationError({"solution": ["This solution is archived; reactivate it first."]})
     release = Release(solution=solution, title=title, author=actor, last_editor=actor, **fields)
     release.version = (solution.releases.aggregate(v=Max("version"))["v"] or 0) + 1
+    validate_verification_window(release.verification_window)
     problems = validate_stage_plan(markets=release.markets or [], stages=stages, complete=False)
     if problems:
         raise DomainValidationError(problems)
     release.content_hash = release.compute_content_hash(stages=[])
     validate_model(release, exclude=["content_hash", "version"])
-    record_actor(release, actor, "Created")
+    record_actor(release, actor, CONTENT_CREATED)
     release.save()
-    _write_stages(release, stages, actor, "Created")
+    _write_stages(release, stages, actor, CONTENT_CREATED)
+    if co_authors:
+        release.co_authors.set(_co_author_ids(co_authors, author_id=actor.pk))
     release.content_hash = release.compute_content_hash()
-    record_actor(release, actor, "Created")
-    release.save(update_fields=["content_hash"])
-    audit_record(
+    save_audited(
+        release,
         actor=actor,
         action="release.created",
-        obj=release,
         release_id=release.pk,
         to_state=release.status,
-        data={"version": release.version, "content_hash": release.content_hash},
+        data={
+            "version": release.version,
+            "content_hash": release.content_hash,
+            "co_authors": sorted(release.co_authors.values_list("id", flat=True)),
+        },
+        reason=CONTENT_CREATED,
+        update_fields=["content_hash"],
+        validate=False,
     )
     hooks.run_effects(hooks.TransitionContext(release=release, event=hooks.CREATED, actor=actor, now=timezone.now()))
     return release
@@ -230,10 +274,12 @@ def release_update(
     **fields: Any,
 ) -> Release:
     """Edit a draft. Any material change (content or stages) changes ``content_hash`` and dismisses
-    approvals through the ``content_changed`` effects; the actor becomes the last editor."""
+    approvals through the ``content_changed`` effects; the actor becomes the last editor. Only the author and
+    co-authors edit a draft (a program manager reassigns it with ``release_reassign`` instead)."""
     require_permission(actor, "releases.change_release", "edit releases")
     reject_unknown_fields(fields, RELEASE_EDITABLE_FIELDS)
     release = Release.objects.select_for_update().get(pk=release.pk)
+    require_owner(release=release, actor=actor, doing="edit")
     if release.status not in EDITABLE_STATES:
         raise ContentFrozen(
             f"Release content is frozen in status '{release.status}'; only drafts can be edited.",
@@ -241,6 +287,7 @@ def release_update(
         )
     for field, value in fields.items():
         setattr(release, field, value)
+    validate_verification_window(release.verification_window)
     stage_specs = stages if stages is not None else _specs_of(release)
     problems = validate_stage_plan(markets=release.markets or [], stages=stage_specs, complete=False)
     if problems:
@@ -248,10 +295,10 @@ def release_update(
     validate_model(release, exclude=["content_hash", "version"])
     old_hash = release.content_hash
     if stages is not None:
-        _write_stages(release, stages, actor, "Edited")
+        _write_stages(release, stages, actor, CONTENT_EDITED)
     release.content_hash = release.compute_content_hash()
     release.last_editor = actor
-    record_actor(release, actor, "Edited")
+    record_actor(release, actor, CONTENT_EDITED)
     release.save()
     changed_content = release.content_hash != old_hash
     audit_record(
@@ -272,6 +319,61 @@ def release_update(
                 audit_data={"old_hash": old_hash, "new_hash": release.content_hash},
             )
         )
+    return release
+
+
+def require_owner(*, release: Release, actor: Actor, doing: str) -> None:
+    if actor.pk not in release_owner_ids(release):
+        raise DomainPermissionDenied(
+            f"Only the release's author or a co-author may {doing} it; a program manager can reassign it.",
+            code="not_release_owner",
+        )
+
+
+def _co_author_ids(users: Sequence[Actor], *, author_id: int) -> list[int]:
+    ids = sorted({user.pk for user in users} - {author_id})
+    unable = [user for user in users if not user.has_perm("releases.change_release")]  # type: ignore[attr-defined]
+    if unable:
+        names = ", ".join(sorted(str(user) for user in unable))
+        raise DomainValidationError({"co_authors": [f"Co-authors must be able to edit releases: {names}."]})
+    return ids
+
+
+@transaction.atomic
+def release_reassign(
+    *, release: Release, actor: Actor, author: Actor | None = None, co_authors: Sequence[Actor] | None = None
+) -> Release:
+    """Change who owns a release: a program manager may name a new author and co-authors; the author may name
+    co-authors. Ownership is who may edit and submit the draft; it never makes anyone an approver, and whoever
+    already wrote content stays excluded from approving it (separation of duties reads the history)."""
+    release = Release.objects.select_for_update().get(pk=release.pk)
+    is_manager = actor.has_perm("releases.manage_rollout")  # type: ignore[attr-defined]
+    if not is_manager and (author is not None or actor.pk != release.author_id):
+        raise DomainPermissionDenied(
+            "Only a program manager may reassign a release; its author may name co-authors.",
+            code="not_release_owner",
+        )
+    if release.status not in EDITABLE_STATES:
+        raise ContentFrozen(f"Only a draft is reassigned; this release is {release.status}.")
+    before = {"author": release.author_id, "co_authors": sorted(release.co_authors.values_list("id", flat=True))}
+    if author is not None and author.pk != release.author_id:
+        if not author.has_perm("releases.change_release"):  # type: ignore[attr-defined]
+            raise DomainValidationError({"author": [f"{author} cannot edit releases."]})
+        release.author = author  # type: ignore[assignment]
+    if co_authors is not None:
+        release.co_authors.set(_co_author_ids(co_authors, author_id=release.author_id))
+    after = {"author": release.author_id, "co_authors": sorted(release.co_authors.values_list("id", flat=True))}
+    if after == before:
+        return release
+    save_audited(
+        release,
+        actor=actor,
+        action="release.reassigned",
+        reason="Ownership changed",
+        release_id=release.pk,
+        data={"before": before, "after": after},
+        validate=False,
+    )
     return release
 
 
@@ -310,18 +412,6 @@ def missing_content(release: Release) -> dict[str, list[str]]:
 Mutation = Callable[[Release, hooks.TransitionContext], None]
 
 
-def check_actor_may(*, transition: Transition, release: Release, actor: Actor | None) -> None:
-    """Role and separation-of-duties checks of a transition, without its state or guards."""
-    if actor is None:
-        if not transition.system_allowed:
-            raise DomainPermissionDenied(f"The system cannot {transition.label.lower()} a release.")
-        return
-    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied(f"Your role does not allow you to {transition.label.lower()} a release.")
-    if transition is APPROVE and actor.pk in {release.author_id, release.last_editor_id}:
-        raise SeparationOfDuties("The author or last editor of a release can never approve it.")
-
-
 def _transition(
     *,
     release: Release,
@@ -329,9 +419,9 @@ def _transition(
     actor: Actor | None,
     reason: str = "",
     override: bool = False,
-    guard: Mutation | None = None,
     mutate: Mutation | None = None,
     audit_data: dict[str, Any] | None = None,
+    expect: Callable[[Release], None] | None = None,
 ) -> Release:
     reason = (reason or "").strip()
     if (transition.reason_required or override) and not reason:
@@ -344,6 +434,9 @@ def _transition(
                 extra={"status": locked.status, "transition": transition.name},
             )
         check_actor_may(transition=transition, release=locked, actor=actor)
+        if expect is not None:
+            # Compare-and-set: the caller names what it saw (e.g. the stage it promotes from) and it must hold.
+            expect(locked)
         context = hooks.TransitionContext(
             release=locked,
             event=transition.name,
@@ -356,23 +449,21 @@ def _transition(
             to_state=transition.target,
             audit_data=dict(audit_data or {}),
         )
-        if guard is not None:
-            guard(locked, context)
+        # Every guard, releases' own included, is declared in an app's lifecycle.py (manage.py lifecycle lists them).
         hooks.run_guards(context)
         if mutate is not None:
             mutate(locked, context)
         locked.status = context.to_state
-        record_actor(locked, actor, reason or transition.label)
-        locked.save()
-        audit_record(
+        save_audited(
+            locked,
             actor=actor,
             action=f"release.{transition.name}",
-            obj=locked,
             release_id=locked.pk,
             from_state=context.from_state,
             to_state=context.to_state,
             reason=reason,
             data={"content_hash": locked.content_hash, "override": override, **context.audit_data},
+            validate=False,
         )
         hooks.run_effects(context)
     return locked
@@ -383,20 +474,10 @@ def _close(release: Release, context: hooks.TransitionContext) -> None:
 
 
 def release_submit(*, release: Release, actor: Actor) -> Release:
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        problems = missing_content(locked)
-        if problems:
-            raise GuardFailed(
-                "The release is not ready for review: "
-                + " ".join(message for messages in problems.values() for message in messages),
-                code="incomplete_release",
-                extra={"problems": problems},
-            )
-
     def mutate(locked: Release, context: hooks.TransitionContext) -> None:
         locked.submitted_at = context.now
 
-    return _transition(release=release, transition=SUBMIT, actor=actor, guard=guard, mutate=mutate)
+    return _transition(release=release, transition=SUBMIT, actor=actor, mutate=mutate)
 
 
 def release_request_changes(*, release: Release, actor: Actor, reason: str) -> Release:
@@ -423,7 +504,7 @@ def release_cancel(*, release: Release, actor: Actor, reason: str) -> Release:
     return _transition(release=release, transition=CANCEL, actor=actor, reason=reason, mutate=_close)
 
 
-def _other_release_holding_markets(release: Release) -> Release | None:
+def other_release_holding_markets(release: Release) -> Release | None:
     # The solution row is locked first, so two releases of one solution never start at the same moment.
     AutomationSolution.objects.select_for_update().get(pk=release.solution_id)
     markets = set(release.markets)
@@ -440,19 +521,6 @@ def release_start_rollout(*, release: Release, actor: Actor, reason: str = "", o
     """Start the first stage. ``override`` (with a reason) is the emergency override governance may accept
     for a freeze window; it never bypasses the one-rollout-per-market rule."""
 
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        other = _other_release_holding_markets(locked)
-        if other is not None:
-            overlap = sorted(set(locked.markets) & set(other.markets))
-            raise GuardFailed(
-                f"{other} is already rolling out in {', '.join(overlap)}; finish, pause-and-roll-back or "
-                "verify it first.",
-                code="market_busy",
-                extra={"blocking_release": other.pk, "markets": overlap},
-            )
-        if not locked.ordered_stages:
-            raise GuardFailed("The release has no rollout stages.", code="no_stages")
-
     def mutate(locked: Release, context: hooks.TransitionContext) -> None:
         first = locked.ordered_stages[0]  # type: ignore[index]
         _start_stage(locked, first, context)
@@ -464,7 +532,6 @@ def release_start_rollout(*, release: Release, actor: Actor, reason: str = "", o
         actor=actor,
         reason=reason,
         override=override,
-        guard=guard,
         mutate=mutate,
     )
 
@@ -486,20 +553,30 @@ def hold_time_remaining(release: Release, now: Any = None) -> timedelta:
     return max(timedelta(0), release.stage_started_at + stage.min_hold - now)
 
 
-def release_promote(*, release: Release, actor: Actor | None, reason: str = "", override: bool = False) -> Release:
+def release_promote(
+    *,
+    release: Release,
+    actor: Actor | None,
+    reason: str = "",
+    override: bool = False,
+    from_stage: int | None = None,
+) -> Release:
     """Move to the next stage, or launch from the last one. ``override`` (program manager, with a reason)
-    skips the hold time and lets guards that allow it (guardrails) be overridden."""
+    skips the hold time and lets guards that allow it (guardrails) be overridden.
+
+    ``from_stage`` is the position of the stage the caller judged (the API requires it, the admin button and the
+    auto-promotion send it): when the release has moved on meanwhile the promotion is refused (409
+    ``stale_stage``), so twenty concurrent clicks promote once, not through every stage."""
     if override and actor is None:
         raise DomainPermissionDenied("Only a person can override promotion guards.")
 
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        remaining = hold_time_remaining(locked, context.now)
-        if remaining > timedelta(0) and not context.override:
-            raise GuardFailed(
-                f"Stage '{locked.current_stage.name if locked.current_stage else '?'}' must hold for another "
-                f"{_human_duration(remaining)} before promotion.",
-                code="hold_time",
-                extra={"remaining_seconds": int(remaining.total_seconds())},
+    def expect(locked: Release) -> None:
+        current = locked.current_stage.position if locked.current_stage is not None else None
+        if from_stage is not None and current != from_stage:
+            raise DomainError(
+                f"The release is no longer at stage {from_stage} (it is at stage {current}); look again.",
+                code="stale_stage",
+                extra={"from_stage": from_stage, "current_stage": current},
             )
 
     def mutate(locked: Release, context: hooks.TransitionContext) -> None:
@@ -523,8 +600,8 @@ def release_promote(*, release: Release, actor: Actor | None, reason: str = "", 
         actor=actor,
         reason=reason,
         override=override,
-        guard=guard,
         mutate=mutate,
+        expect=expect,
     )
 
 
@@ -559,21 +636,10 @@ def verification_time_remaining(release: Release, now: Any = None) -> timedelta:
 
 
 def release_complete_verification(*, release: Release, actor: Actor | None, reason: str = "") -> Release:
-    def guard(locked: Release, context: hooks.TransitionContext) -> None:
-        remaining = verification_time_remaining(locked, context.now)
-        if remaining > timedelta(0):
-            raise GuardFailed(
-                f"The verification window has {_human_duration(remaining)} left.",
-                code="verification_window",
-                extra={"remaining_seconds": int(remaining.total_seconds())},
-            )
-
-    return _transition(
-        release=release, transition=COMPLETE_VERIFICATION, actor=actor, reason=reason, guard=guard, mutate=_close
-    )
+    return _transition(release=release, transition=COMPLETE_VERIFICATION, actor=actor, reason=reason, mutate=_close)
 
 
-def _human_duration(delta: timedelta) -> str:
+def human_duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     days, seconds = divmod(seconds, 86400)
     hours, seconds = divmod(seconds, 3600)

@@ -30,9 +30,9 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from monitoring.management.commands.seed_demo import DEMO_PASSWORD  # noqa: E402
 from monitoring.models import Incident  # noqa: E402
 from releases.choices import ReleaseStatus  # noqa: E402
-from releases.management.commands.seed_demo import DEMO_PASSWORD  # noqa: E402
 from releases.models import Release  # noqa: E402
 
 assert settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"), settings.DATABASES["default"]["ENGINE"]

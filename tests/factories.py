@@ -9,7 +9,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from releases import demo, services
+from governance import demo
+from releases import services
 from releases.choices import Audience, ReleaseStatus, RiskLevel
 from releases.models import AutomationSolution, Release
 from releases.services import StageSpec
@@ -96,7 +97,7 @@ def governance_crew() -> dict[str, Any]:
 
 
 def advance_release(release: Release, to: str, *, program_manager: Any) -> Release:
-    """Walk the release to ``to`` through the real services (see ``releases.demo.advance_release``):
+    """Walk the release to ``to`` through the real services (see ``governance.demo.advance_release``):
     a crew of program managers, reviewers and on-call sign checklists and approve as the policy asks;
     ``program_manager`` performs the rollout steps."""
     crew = governance_crew()

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from rest_framework import serializers
 
+from core.api.serializers import StrictInputMixin
 from governance.models import (
     Approval,
     ApprovalDecision,
@@ -16,7 +17,12 @@ from governance.models import (
     ChecklistTemplateItem,
     FreezeWindow,
 )
-from governance.services import RequirementSpec, TemplateItemSpec
+from governance.services import (
+    APPROVAL_POLICY_EDITABLE_FIELDS,
+    APPROVAL_POLICY_READ_ONLY_FIELDS,
+    RequirementSpec,
+    TemplateItemSpec,
+)
 
 GroupField = serializers.SlugRelatedField
 
@@ -25,7 +31,7 @@ def _group_field(**kwargs: Any) -> serializers.SlugRelatedField[Group]:
     return serializers.SlugRelatedField(slug_field="name", queryset=Group.objects.all(), **kwargs)
 
 
-class ApprovalRequirementSerializer(serializers.ModelSerializer[ApprovalRequirement]):
+class ApprovalRequirementSerializer(StrictInputMixin, serializers.ModelSerializer[ApprovalRequirement]):
     group = _group_field()
 
     class Meta:
@@ -33,25 +39,13 @@ class ApprovalRequirementSerializer(serializers.ModelSerializer[ApprovalRequirem
         fields = ["group", "minimum_count"]
 
 
-class ApprovalPolicySerializer(serializers.ModelSerializer[ApprovalPolicy]):
+class ApprovalPolicySerializer(StrictInputMixin, serializers.ModelSerializer[ApprovalPolicy]):
     requirements = ApprovalRequirementSerializer(many=True)
 
     class Meta:
         model = ApprovalPolicy
-        fields = [
-            "id",
-            "name",
-            "description",
-            "risk_level",
-            "is_emergency",
-            "solution",
-            "validity_days",
-            "is_active",
-            "requirements",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        fields = ["id", *APPROVAL_POLICY_EDITABLE_FIELDS, "requirements", "created_at", "updated_at"]
+        read_only_fields = list(APPROVAL_POLICY_READ_ONLY_FIELDS)
         extra_kwargs = {"risk_level": {"required": True}}
         # The partial unique constraints are checked by the service's full_clean, with a readable message.
         validators: list[Any] = []
@@ -115,7 +109,7 @@ class DecisionInputSerializer(ApprovalInputSerializer):
     decision = serializers.ChoiceField(choices=ApprovalDecision.choices, default=ApprovalDecision.APPROVE)
 
 
-class ChecklistTemplateItemSerializer(serializers.ModelSerializer[ChecklistTemplateItem]):
+class ChecklistTemplateItemSerializer(StrictInputMixin, serializers.ModelSerializer[ChecklistTemplateItem]):
     signer_group = _group_field()
 
     class Meta:
@@ -124,7 +118,7 @@ class ChecklistTemplateItemSerializer(serializers.ModelSerializer[ChecklistTempl
         read_only_fields = ["id", "position"]
 
 
-class ChecklistTemplateSerializer(serializers.ModelSerializer[ChecklistTemplate]):
+class ChecklistTemplateSerializer(StrictInputMixin, serializers.ModelSerializer[ChecklistTemplate]):
     items = ChecklistTemplateItemSerializer(many=True)
 
     class Meta:
@@ -219,7 +213,7 @@ class MarkNotApplicableInputSerializer(serializers.Serializer[Any]):
     justification = serializers.CharField(max_length=5000)
 
 
-class FreezeWindowSerializer(serializers.ModelSerializer[FreezeWindow]):
+class FreezeWindowSerializer(StrictInputMixin, serializers.ModelSerializer[FreezeWindow]):
     markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False, default=list)
     created_by: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
 

@@ -8,6 +8,7 @@ from .views import (
     ChecklistViewSet,
     FreezeWindowViewSet,
     PolicyStatusViewSet,
+    ReleaseApprovalViewSet,
 )
 
 router = DefaultRouter(trailing_slash=True)
@@ -18,5 +19,7 @@ router.register("checklist-templates", ChecklistTemplateViewSet, basename="check
 router.register("checklists", ChecklistViewSet, basename="checklist")
 router.register("checklist-items", ChecklistItemViewSet, basename="checklist-item")
 router.register("freeze-windows", FreezeWindowViewSet, basename="freeze-window")
+# The approve action of the release resource: /api/v1/releases/{id}/approve/ (releases' router has no such route).
+router.register("releases", ReleaseApprovalViewSet, basename="release-approval")
 
 urlpatterns = router.urls

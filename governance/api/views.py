@@ -25,9 +25,13 @@ from governance.models import (
     ChecklistTemplate,
     FreezeWindow,
 )
+from releases.api.serializers import ReleaseSerializer
+from releases.api.views import TRANSITION_RESPONSES
 from releases.models import Release
+from releases.selectors import release_list
 
 from .serializers import (
+    ApprovalInputSerializer,
     ApprovalPolicySerializer,
     ApprovalSerializer,
     ChecklistItemSerializer,
@@ -122,6 +126,30 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             for release, status_ in selectors.awaiting_approval_by(user=request_actor(request))
         ]
         return Response(rows)
+
+
+class ReleaseApprovalViewSet(viewsets.GenericViewSet[Release]):
+    """``releases/{id}/approve/``: governance's action on the release resource (routed from governance's urls, so
+    releases knows nothing of approvals)."""
+
+    queryset = Release.objects.with_related()
+    serializer_class = ReleaseSerializer
+    # Who may approve is a domain rule (group membership, separation of duties): seeing the release is enough here.
+    view_only_actions = ("approve",)
+
+    @extend_schema(request=ApprovalInputSerializer, responses=TRANSITION_RESPONSES)
+    @action(detail=True, methods=["post"], url_path="approve")
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Approve for one group of the release's policy (body: ``group``, ``content_hash``, ``comment``). Never
+        the author or last editor; one person counts once; a stale ``content_hash`` answers 409 with the current
+        one. The release moves to ``approved`` when this completes the policy and the review checklist."""
+        release = self.get_object()
+        payload = ApprovalInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.approval_record(
+            release=release, approver=request_actor(request), decision="approve", **payload.validated_data
+        )
+        return Response(ReleaseSerializer(release_list().get(pk=release.pk), context={"request": request}).data)
 
 
 class PolicyStatusViewSet(viewsets.GenericViewSet[Release]):

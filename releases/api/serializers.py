@@ -3,28 +3,39 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.api.serializers import BoundedDurationField, StrictInputMixin
 from releases.choices import RiskLevel
 from releases.models import AutomationSolution, Release, RolloutStage
 from releases.services import (
+    MIN_HOLD_MAX,
     RELEASE_CONTENT_FIELDS,
     RELEASE_DESCRIPTIVE_FIELDS,
     RELEASE_LIFECYCLE_FIELDS,
+    VERIFICATION_WINDOW_MAX,
+    VERIFICATION_WINDOW_MIN,
     StageSpec,
 )
 
 
-class SolutionSerializer(serializers.ModelSerializer[AutomationSolution]):
+class SolutionSerializer(StrictInputMixin, serializers.ModelSerializer[AutomationSolution]):
+    # The key identifies the solution in URLs and metrics: set once.
+    create_only_fields = ("key",)
+
     class Meta:
         model = AutomationSolution
         fields = ["id", "key", "name", "description", "audience", "owner", "is_active", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class StageSerializer(serializers.ModelSerializer[RolloutStage]):
-    min_hold = serializers.DurationField(
-        default=timedelta(hours=1), help_text="Minimum hold before promotion, e.g. '01:00:00' or '1 00:00:00'."
+class StageSerializer(StrictInputMixin, serializers.ModelSerializer[RolloutStage]):
+    min_hold = BoundedDurationField(
+        min_value=timedelta(0),
+        max_value=MIN_HOLD_MAX,
+        default=timedelta(hours=1),
+        help_text="Minimum hold before promotion, e.g. '01:00:00' or '1 00:00:00' (0 to 90 days).",
     )
     markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False, default=list)
 
@@ -53,8 +64,14 @@ class StageSerializer(serializers.ModelSerializer[RolloutStage]):
         )
 
 
-class ReleaseSerializer(serializers.ModelSerializer[Release]):
+class ReleaseSerializer(StrictInputMixin, serializers.ModelSerializer[Release]):
     stages = StageSerializer(many=True, required=False)
+    verification_window = BoundedDurationField(
+        min_value=VERIFICATION_WINDOW_MIN,
+        max_value=VERIFICATION_WINDOW_MAX,
+        required=False,
+        help_text="How long post-launch verification lasts, e.g. '7 00:00:00' (5 minutes to 90 days).",
+    )
     markets = serializers.ListField(child=serializers.CharField(max_length=16), required=False)
     tools = serializers.ListField(child=serializers.CharField(max_length=120), required=False)
     resolution_flow = serializers.JSONField(required=False)
@@ -62,6 +79,13 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
     risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
     solution = serializers.PrimaryKeyRelatedField(queryset=AutomationSolution.objects.all())
     author: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
+    co_authors = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(),
+        many=True,
+        required=False,
+        help_text="Users who, besides the author, may edit and submit the draft. Set by the author or a program "
+        "manager (an audited reassignment).",
+    )
     last_editor: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
     current_stage = StageSerializer(read_only=True)
     available_transitions = serializers.SerializerMethodField()
@@ -79,6 +103,7 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
             "current_stage",
             "stage_started_at",
             *RELEASE_LIFECYCLE_FIELDS,
+            "co_authors",
             "available_transitions",
         ]
         read_only_fields = ["id", "status", "stage_started_at", *RELEASE_LIFECYCLE_FIELDS]
@@ -103,7 +128,14 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
         return [StageSerializer().to_spec(stage) for stage in stages]
 
     def service_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.validated_data.items() if k not in {"stages", "solution"}}
+        return {k: v for k, v in self.validated_data.items() if k not in {"stages", "solution", "co_authors"}}
+
+
+class ReassignInputSerializer(serializers.Serializer[Any]):
+    author = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), required=False, help_text="The new author (program managers only)."
+    )
+    co_authors = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), many=True, required=False)
 
 
 class TransitionInputSerializer(serializers.Serializer[Any]):
@@ -115,6 +147,14 @@ class OverridableTransitionInputSerializer(TransitionInputSerializer):
         required=False,
         default=False,
         help_text="Override the guards that allow it (hold time, guardrails, emergency freeze); needs a reason.",
+    )
+
+
+class PromoteInputSerializer(OverridableTransitionInputSerializer):
+    from_stage = serializers.IntegerField(
+        min_value=1,
+        help_text="Position of the stage you promote from (the release's current stage); 409 stale_stage if the "
+        "release has moved since.",
     )
 
 

@@ -12,7 +12,6 @@ from rest_framework.response import Response
 
 from core.actors import request_actor
 from core.errors import DomainValidationError
-from governance.api.serializers import ApprovalInputSerializer
 from releases import services
 from releases.choices import ReleaseStatus
 from releases.models import AutomationSolution, Release
@@ -21,6 +20,8 @@ from releases.state_machine import TRANSITIONS
 
 from .serializers import (
     OverridableTransitionInputSerializer,
+    PromoteInputSerializer,
+    ReassignInputSerializer,
     ReleaseSerializer,
     SolutionSerializer,
     TransitionErrorSerializer,
@@ -61,7 +62,7 @@ class ReleaseFilter(filters.FilterSet):
         fields = ["status", "solution", "risk_level", "is_emergency", "author"]
 
 
-_TRANSITION_RESPONSES = {
+TRANSITION_RESPONSES = {
     200: ReleaseSerializer,
     400: OpenApiResponse(description="Validation error, e.g. a missing reason"),
     403: OpenApiResponse(description="Role or separation of duties refuses the action"),
@@ -69,13 +70,14 @@ _TRANSITION_RESPONSES = {
 }
 
 
-def _transition_action(name: str, doc: str) -> Any:
+def _transition_action(name: str, doc: str, input_serializer: type[TransitionInputSerializer] | None = None) -> Any:
     """A POST action running the named transition service: input serializer → service → output serializer."""
-    input_serializer = (
-        OverridableTransitionInputSerializer if TRANSITIONS[name].overridable else TransitionInputSerializer
-    )
+    if input_serializer is None:
+        input_serializer = (
+            OverridableTransitionInputSerializer if TRANSITIONS[name].overridable else TransitionInputSerializer
+        )
 
-    @extend_schema(request=input_serializer, responses=_TRANSITION_RESPONSES, description=doc)
+    @extend_schema(request=input_serializer, responses=TRANSITION_RESPONSES, description=doc)
     def handler(self: ReleaseViewSet, request: Request, pk: str | None = None) -> Response:
         release = self.get_object()
         payload = input_serializer(data=request.data)
@@ -86,6 +88,8 @@ def _transition_action(name: str, doc: str) -> Any:
             arguments["reason"] = reason
         if payload.validated_data.get("override"):
             arguments["override"] = True
+        if "from_stage" in payload.validated_data:
+            arguments["from_stage"] = payload.validated_data["from_stage"]
         updated = services.TRANSITION_SERVICES[name](**arguments)
         return Response(ReleaseSerializer(release_list().get(pk=updated.pk), context={"request": request}).data)
 
@@ -108,7 +112,8 @@ class ReleaseViewSet(
     filterset_class = ReleaseFilter
     ordering_fields = ["created_at", "updated_at", "version"]
     # Transitions check their own domain permission in the service; the caller only needs to see the release.
-    view_only_actions = tuple(TRANSITIONS)
+    # ``approve`` is governance's (governance.api.views.ReleaseApprovalViewSet, same URL): a decision, not a button.
+    view_only_actions = (*TRANSITIONS, "reassign")
 
     def get_queryset(self) -> QuerySet[Release]:
         return release_list().order_by("-created_at")
@@ -118,6 +123,7 @@ class ReleaseViewSet(
             actor=request_actor(self.request),
             solution=serializer.validated_data["solution"],
             stages=serializer.stage_specs() or (),
+            co_authors=serializer.validated_data.get("co_authors", ()),
             **serializer.service_fields(),
         )
 
@@ -127,40 +133,42 @@ class ReleaseViewSet(
             serializer.instance.solution
         ):
             raise DomainValidationError({"solution": ["A release cannot move to another solution."]})
-        serializer.instance = services.release_update(
-            release=serializer.instance,
-            actor=request_actor(self.request),
-            stages=serializer.stage_specs(),
-            **serializer.service_fields(),
+        actor = request_actor(self.request)
+        release = serializer.instance
+        if "co_authors" in serializer.validated_data:
+            # Ownership is its own audited write (author or program manager), not a content edit.
+            release = services.release_reassign(
+                release=release, actor=actor, co_authors=serializer.validated_data["co_authors"]
+            )
+        stages = serializer.stage_specs()
+        fields = serializer.service_fields()
+        if fields or stages is not None or "co_authors" not in serializer.validated_data:
+            release = services.release_update(release=release, actor=actor, stages=stages, **fields)
+        serializer.instance = release
+
+    @extend_schema(request=ReassignInputSerializer, responses=TRANSITION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, pk: str | None = None) -> Response:
+        """Change who owns a draft: a program manager names the author and co-authors; the author names
+        co-authors. Audited as ``release.reassigned``."""
+        payload = ReassignInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        release = services.release_reassign(
+            release=self.get_object(), actor=request_actor(request), **payload.validated_data
         )
+        return Response(ReleaseSerializer(release_list().get(pk=release.pk), context={"request": request}).data)
 
     submit = _transition_action("submit", doc="draft → in_review. Needs complete content and a valid stage plan.")
     request_changes = _transition_action("request_changes", doc="in_review → draft, with a reason.")
     reject = _transition_action("reject", doc="in_review → rejected, with a reason.")
 
-    # --- governance (issue 3): an approval is a decision bound to the content hash, recorded by
-    # governance.services.approval_record; the release becomes approved by itself once the policy and the review
-    # checklist are both complete.
-    @extend_schema(request=ApprovalInputSerializer, responses=_TRANSITION_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="approve")
-    def approve(self, request: Request, pk: str | None = None) -> Response:
-        """Approve for one group of the release's policy (body: ``group``, ``content_hash``, ``comment``). Never
-        the author or last editor; one person counts once; a stale ``content_hash`` answers 409 with the current
-        one. The release moves to ``approved`` when this completes the policy and the review checklist."""
-        from governance.services import approval_record
-
-        release = self.get_object()
-        payload = ApprovalInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        approval_record(release=release, approver=request_actor(request), decision="approve", **payload.validated_data)
-        return Response(ReleaseSerializer(release_list().get(pk=release.pk), context={"request": request}).data)
-
-    # --- end governance
     cancel = _transition_action("cancel", doc="draft | in_review | approved → cancelled, with a reason.")
     start_rollout = _transition_action("start_rollout", doc="approved → rolling_out at the first stage.")
     promote = _transition_action(
         "promote",
-        doc="Next stage, or launched from the last one. Needs the hold time elapsed unless overridden.",
+        doc="Next stage, or launched from the last one. Needs the hold time elapsed unless overridden, and "
+        "``from_stage``: the position of the stage you promote from (409 ``stale_stage`` if it moved).",
+        input_serializer=PromoteInputSerializer,
     )
     pause = _transition_action("pause", doc="rolling_out → paused, with a reason (program managers, on-call).")
     resume = _transition_action("resume", doc="paused → rolling_out; the stage's hold time restarts.")

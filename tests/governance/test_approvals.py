@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from unittest import mock
 
 import pytest
+import time_machine
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -105,6 +105,7 @@ class TestApprovalRules:
     def test_last_editor_is_refused(self, author, second_author, program_manager):
         second_author.groups.add(*program_manager.groups.all())
         release = make_release(author=author, risk_level=RiskLevel.LOW)
+        release_services.release_reassign(release=release, actor=author, co_authors=[second_author])
         release = release_services.release_update(release=release, actor=second_author, title="Edited by Ben")
         release = release_services.release_submit(release=release, actor=author)
         with pytest.raises(SeparationOfDuties):
@@ -265,7 +266,7 @@ class TestExpiry:
         release = approved(high_release, crew)
         sign_checklist(release=release, gate=ChecklistGate.ROLLOUT, people=crew)
         future = timezone.now() + timedelta(days=15)
-        with mock.patch("django.utils.timezone.now", return_value=future), pytest.raises(GuardFailed) as exc:
+        with time_machine.travel(future, tick=False), pytest.raises(GuardFailed) as exc:
             release_services.release_start_rollout(release=release, actor=program_manager)
         assert exc.value.code == "approvals_expired"
         release.refresh_from_db()
@@ -275,7 +276,7 @@ class TestExpiry:
         release = approved(high_release, crew)
         old = Approval.objects.get(release=release, approver=program_manager)
         future = old.expires_at + timedelta(minutes=1)
-        with mock.patch("django.utils.timezone.now", return_value=future):
+        with time_machine.travel(future, tick=False):
             renewed = _approve(release, program_manager, PROGRAM_MANAGERS)
         old.refresh_from_db()
         assert old.dismiss_reason == "Expired" and renewed.dismissed_at is None

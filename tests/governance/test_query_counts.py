@@ -8,18 +8,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import Client, RequestFactory
+from django.db import transaction
+from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from core.roles import ON_CALL, PROGRAM_MANAGERS, REVIEWERS
+from core.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from governance import selectors
 from governance import services as gov
 from governance.admin import release_governance_panel
 from governance.models import ApprovalPolicy, Checklist, ChecklistItem, ChecklistTemplate
 from releases.choices import RiskLevel
-from tests.conftest import api_as
-from tests.factories import SolutionFactory
+from tests.conftest import admin_as, api_as
+from tests.factories import SolutionFactory, UserFactory
 from tests.governance.helpers import approved, submitted
 
 pytestmark = pytest.mark.django_db
@@ -29,11 +30,78 @@ API_BOUND = 6
 ADMIN_BOUND = 14
 
 
-@pytest.fixture
-def busy(author: Any, program_manager: Any, reviewer: Any, second_reviewer: Any, crew: list) -> Any:
+# The data set takes seconds to build and every test here only reads it, so it is built once per module inside one
+# transaction that is rolled back at the end; each test still runs in its own savepoint. The personas are
+# module-scoped for the same reason (they override the function-scoped ones of tests/conftest.py here).
+
+
+@pytest.fixture(scope="module")
+def module_db(django_db_setup: Any, django_db_blocker: Any) -> Any:
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
+def _persona(username: str, *groups: str, **fields: Any) -> Any:
+    return UserFactory(username=username, groups=list(groups), **fields)
+
+
+@pytest.fixture(scope="module")
+def author(module_db: Any) -> Any:
+    return _persona("ana.author", AUTHORS)
+
+
+@pytest.fixture(scope="module")
+def program_manager(module_db: Any) -> Any:
+    return _persona("pia.pm", PROGRAM_MANAGERS)
+
+
+@pytest.fixture(scope="module")
+def second_program_manager(module_db: Any) -> Any:
+    return _persona("paul.pm", PROGRAM_MANAGERS)
+
+
+@pytest.fixture(scope="module")
+def reviewer(module_db: Any) -> Any:
+    return _persona("rita.reviewer", REVIEWERS)
+
+
+@pytest.fixture(scope="module")
+def second_reviewer(module_db: Any) -> Any:
+    return _persona("rob.reviewer", REVIEWERS)
+
+
+@pytest.fixture(scope="module")
+def oncall(module_db: Any) -> Any:
+    return _persona("otto.oncall", ON_CALL)
+
+
+@pytest.fixture(scope="module")
+def auditor(module_db: Any) -> Any:
+    return _persona("aud.auditor", AUDITORS)
+
+
+@pytest.fixture(scope="module")
+def superuser(module_db: Any) -> Any:
+    return _persona("root.admin", is_superuser=True)
+
+
+@pytest.fixture(scope="module")
+def busy(
+    author: Any,
+    program_manager: Any,
+    second_program_manager: Any,
+    reviewer: Any,
+    second_reviewer: Any,
+    oncall: Any,
+    auditor: Any,
+    superuser: Any,
+) -> Any:
     """ROWS solutions, each with its own medium policy and a release in review that one reviewer approved and
     signed; ROWS freeze windows; and one high-risk release approved by the crew (review + rollout checklists).
-    Returns that approved release."""
+    Returns that approved release. Built once for the module: the tests only read it (or write inside their own
+    rolled-back transaction). It asks for every persona so none is first created inside a test's savepoint."""
+    crew = [program_manager, second_program_manager, reviewer, second_reviewer, oncall]
     now = timezone.now()
     for i in range(ROWS):
         solution = SolutionFactory()
@@ -68,12 +136,6 @@ def busy(author: Any, program_manager: Any, reviewer: Any, second_reviewer: Any,
             markets=["US"],
         )
     return approved(submitted(author=author, risk_level=RiskLevel.HIGH), crew)
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 LIST_ENDPOINTS = [
@@ -124,7 +186,7 @@ CHANGELISTS = [
 
 def test_admin_changelists_do_not_query_per_row(busy: Any, request: Any, django_assert_max_num_queries: Any) -> None:
     for app_label, model, persona in CHANGELISTS:
-        client = _client(request.getfixturevalue(persona))
+        client = admin_as(request.getfixturevalue(persona))
         url = reverse(f"admin:{app_label}_{model}_changelist")
         with django_assert_max_num_queries(ADMIN_BOUND, info=f"{url} as {persona}"):
             response = client.get(url)
@@ -133,7 +195,7 @@ def test_admin_changelists_do_not_query_per_row(busy: Any, request: Any, django_
 
 
 def test_awaiting_my_approval_shows_what_is_missing(busy: Any, program_manager: Any) -> None:
-    page = _client(program_manager).get(reverse("admin:governance_awaitingmyapproval_changelist"))
+    page = admin_as(program_manager).get(reverse("admin:governance_awaitingmyapproval_changelist"))
     rows = page.context["cl"].result_list
     assert len(rows) == ROWS
     assert {row.still_missing_text for row in rows} == {f"1 more from {PROGRAM_MANAGERS}"}
@@ -155,7 +217,7 @@ def test_admin_change_pages_do_not_query_per_item(
         reverse("admin:governance_checklisttemplate_change", args=[draft.pk]),
         reverse("admin:governance_approvalpolicy_change", args=[busy_policy.pk]),
     ]
-    client = _client(superuser)
+    client = admin_as(superuser)
     for url in pages:
         # A query per item (its group or signer, or the group choices of its form) would add 8 or more.
         with django_assert_max_num_queries(12, info=url):
@@ -173,7 +235,7 @@ def test_release_governance_panel_is_a_few_queries(
         with django_assert_max_num_queries(8):
             html = release_governance_panel(request, busy)
         assert html.count('class="checklist-items"') == 2
-    client = _client(program_manager)
+    client = admin_as(program_manager)
     with django_assert_max_num_queries(20):
         page = client.get(reverse("admin:releases_release_change", args=[busy.pk]))
     assert 'id="governance-panel"' in page.content.decode()

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from unittest import mock
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ def test_expire_task_dismisses_what_is_past_its_validity(high_release, reviewer)
         release=high_release, approver=reviewer, group=REVIEWERS, content_hash=high_release.content_hash
     )
     assert tasks.expire_approvals() == 0
-    with mock.patch("django.utils.timezone.now", return_value=timezone.now() + timedelta(days=15)):
+    with time_machine.travel(timezone.now() + timedelta(days=15), tick=False):
         assert tasks.expire_approvals() == 1
     approval.refresh_from_db()
     assert approval.dismissed_at is not None

@@ -4,24 +4,18 @@ from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 
 from core.models import AuditEvent
 from releases import services
 from releases.choices import ReleaseStatus as S
 from releases.models import Release
+from tests.conftest import admin_as
 from tests.factories import advance_release, make_release, sign_open_checklists
 
 pytestmark = pytest.mark.django_db
 
 ROLES = ["author", "program_manager", "reviewer", "oncall", "auditor", "superuser"]
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _messages(response: Any) -> list[str]:
@@ -31,7 +25,7 @@ def _messages(response: Any) -> list[str]:
 @pytest.mark.parametrize("persona", ROLES)
 def test_every_page_loads_for_every_role(request, persona, draft_release, program_manager):
     advance_release(make_release(author=draft_release.author), S.ROLLING_OUT, program_manager=program_manager)
-    client = _client(request.getfixturevalue(persona))
+    client = admin_as(request.getfixturevalue(persona))
     event = AuditEvent.objects.first()
     urls = [
         reverse("admin:index"),
@@ -51,7 +45,7 @@ def test_every_page_loads_for_every_role(request, persona, draft_release, progra
 
 
 def test_outsider_is_kept_out(outsider, draft_release):
-    client = _client(outsider)
+    client = admin_as(outsider)
     assert client.get(reverse("admin:releases_release_changelist")).status_code == 403
     response = client.post(
         reverse("admin:releases_release_transition", args=[draft_release.pk, "submit"]), follow=False
@@ -63,7 +57,7 @@ def test_outsider_is_kept_out(outsider, draft_release):
 
 @pytest.mark.parametrize(("persona", "allowed"), [("author", True), ("program_manager", False), ("reviewer", False)])
 def test_add_page_follows_role(request, persona, allowed):
-    response = _client(request.getfixturevalue(persona)).get(reverse("admin:releases_release_add"))
+    response = admin_as(request.getfixturevalue(persona)).get(reverse("admin:releases_release_add"))
     assert response.status_code == (200 if allowed else 403)
 
 
@@ -98,7 +92,7 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
         "stages-1-min_hold": "00:00:00",
         "stages-1-min_sample_size": "0",
     }
-    response = _client(author).post(reverse("admin:releases_release_add"), data)
+    response = admin_as(author).post(reverse("admin:releases_release_add"), data)
     assert response.status_code == 302, response.context and response.context.get("errors")
     release = Release.objects.get()
     assert release.author == author and release.version == 1
@@ -109,7 +103,7 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
 
     # A bad plan comes back as a form error and writes nothing.
     data["stages-1-traffic_percent"] = "5"
-    response = _client(author).post(reverse("admin:releases_release_add"), data)
+    response = admin_as(author).post(reverse("admin:releases_release_add"), data)
     assert response.status_code == 200
     assert "higher than the stage before" in response.content.decode()
     assert Release.objects.count() == 1
@@ -117,12 +111,12 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
 
 def test_frozen_release_fields_are_read_only(author, program_manager, draft_release):
     advance_release(draft_release, S.IN_REVIEW, program_manager=program_manager)
-    page = _client(author).get(reverse("admin:releases_release_change", args=[draft_release.pk])).content.decode()
+    page = admin_as(author).get(reverse("admin:releases_release_change", args=[draft_release.pk])).content.decode()
     assert 'name="system_prompt"' not in page
 
 
 def _buttons(user: Any, release: Release) -> set[str]:
-    response = _client(user).get(reverse("admin:releases_release_change", args=[release.pk]))
+    response = admin_as(user).get(reverse("admin:releases_release_change", args=[release.pk]))
     return {t.name for t in response.context["available_transitions"]}
 
 
@@ -133,7 +127,7 @@ def test_buttons_shown_only_when_legal_for_the_user(author, program_manager, onc
     assert _buttons(program_manager, release) == {"promote", "pause", "rollback"}
     assert _buttons(oncall, release) == {"pause", "rollback"}
     assert _buttons(auditor, release) == set()
-    page = _client(program_manager).get(reverse("admin:releases_release_change", args=[release.pk])).content
+    page = admin_as(program_manager).get(reverse("admin:releases_release_change", args=[release.pk])).content
     assert b'value="Promote"' in page and b'value="Roll back"' in page
 
 
@@ -154,7 +148,7 @@ BUTTONS = [
 def test_each_button_runs_its_service(request, name, state, persona, reason, draft_release, program_manager):
     release = sign_open_checklists(advance_release(draft_release, state, program_manager=program_manager))
     actor = request.getfixturevalue(persona)
-    response = _client(actor).post(
+    response = admin_as(actor).post(
         reverse("admin:releases_release_transition", args=[release.pk, name]), {"reason": reason}
     )
     assert response.status_code == 302
@@ -166,11 +160,18 @@ def test_each_button_runs_its_service(request, name, state, persona, reason, dra
 
 def test_promote_resume_and_complete_buttons(draft_release, program_manager, oncall):
     release = advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
-    client = _client(program_manager)
+    client = admin_as(program_manager)
     url = reverse("admin:releases_release_transition", args=[release.pk, "promote"])
-    response = client.post(url, {"reason": ""})
+    page = client.get(reverse("admin:releases_release_change", args=[release.pk])).content.decode()
+    assert '<input type="hidden" name="from_stage" value="1">' in page
+    response = client.post(url, {"reason": "", "from_stage": "1"})
     assert any("must hold" in m for m in _messages(response))
-    client.post(url, {"reason": "Sample reached", "override": "on"})
+    client.post(url, {"reason": "Sample reached", "override": "on", "from_stage": "1"})
+    release.refresh_from_db()
+    assert release.current_stage.position == 2
+    # A second click from the stale page (still showing stage 1) does not promote again.
+    stale = client.post(url, {"reason": "Sample reached", "override": "on", "from_stage": "1"})
+    assert any("no longer at stage 1" in m for m in _messages(stale))
     release.refresh_from_db()
     assert release.current_stage.position == 2
     client.post(reverse("admin:releases_release_transition", args=[release.pk, "pause"]), {"reason": "look"})
@@ -184,7 +185,7 @@ def test_promote_resume_and_complete_buttons(draft_release, program_manager, onc
 def test_refused_button_shows_message_and_writes_nothing(author, program_manager, draft_release):
     release = advance_release(draft_release, S.IN_REVIEW, program_manager=program_manager)
     count = AuditEvent.objects.count()
-    response = _client(author).post(reverse("admin:releases_release_transition", args=[release.pk, "submit"]))
+    response = admin_as(author).post(reverse("admin:releases_release_transition", args=[release.pk, "submit"]))
     assert response.status_code == 302
     assert any("refused" in m for m in _messages(response))
     assert AuditEvent.objects.count() == count
@@ -194,7 +195,7 @@ def test_history_cannot_be_reverted(superuser, author, draft_release):
     services.release_update(release=draft_release, actor=author, title="Second title")
     first = draft_release.history.order_by("history_id").first()
     url = reverse("admin:releases_release_simple_history", args=[draft_release.pk, first.history_id])
-    client = _client(superuser)
+    client = admin_as(superuser)
     page = client.get(url)
     assert page.status_code == 200 and b"Revert" not in page.content
     client.post(url, {"title": first.title})
@@ -204,7 +205,7 @@ def test_history_cannot_be_reverted(superuser, author, draft_release):
 
 def test_audit_events_read_only_even_for_superuser(superuser, draft_release):
     event = AuditEvent.objects.first()
-    client = _client(superuser)
+    client = admin_as(superuser)
     assert client.get(reverse("admin:core_auditevent_add")).status_code == 403
     assert client.get(reverse("admin:core_auditevent_delete", args=[event.pk])).status_code == 403
 
@@ -212,7 +213,26 @@ def test_audit_events_read_only_even_for_superuser(superuser, draft_release):
 def test_changelist_query_count(author, program_manager, solution, django_assert_max_num_queries):
     for _ in range(10):
         make_release(author=author, solution=solution)
-    client = _client(program_manager)
+    client = admin_as(program_manager)
     client.get(reverse("admin:releases_release_changelist"))
     with django_assert_max_num_queries(15):
         assert client.get(reverse("admin:releases_release_changelist")).status_code == 200
+
+
+def test_ownership_form_reassigns_through_the_service(draft_release, author, second_author, program_manager):
+    change = reverse("admin:releases_release_change", args=[draft_release.pk])
+    url = reverse("admin:releases_release_reassign", args=[draft_release.pk])
+    page = admin_as(program_manager).get(change).content.decode()
+    assert 'id="reassign-form"' in page and 'name="author"' in page
+    author_page = admin_as(author).get(change).content.decode()
+    assert 'id="reassign-form"' in author_page and 'name="author"' not in author_page
+    assert 'id="reassign-form"' not in admin_as(second_author).get(change).content.decode()
+
+    response = admin_as(program_manager).post(url, {"author": author.pk, "co_authors": [second_author.pk]})
+    assert any("Ownership saved" in m for m in _messages(response))
+    assert list(draft_release.co_authors.all()) == [second_author]
+    assert AuditEvent.objects.filter(action="release.reassigned", actor=program_manager).count() == 1
+
+    refused = admin_as(second_author).post(url, {"co_authors": []})
+    assert any("Reassign refused" in m for m in _messages(refused))
+    assert list(draft_release.co_authors.all()) == [second_author]

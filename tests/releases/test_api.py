@@ -175,12 +175,22 @@ class TestTransitionsApi:
     def test_hold_time_guard_is_409_with_code(self, program_manager, draft_release):
         advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
         client = api_as(program_manager)
-        response = client.post(f"{RELEASES}{draft_release.pk}/promote/")
+        response = client.post(f"{RELEASES}{draft_release.pk}/promote/", {"from_stage": 1}, format="json")
         assert response.status_code == 409 and response.data["code"] == "hold_time"
-        response = client.post(
-            f"{RELEASES}{draft_release.pk}/promote/", {"override": True, "reason": "sample reached"}, format="json"
-        )
+        body = {"override": True, "reason": "sample reached", "from_stage": 1}
+        response = client.post(f"{RELEASES}{draft_release.pk}/promote/", body, format="json")
         assert response.status_code == 200 and response.data["current_stage"]["position"] == 2
+
+    def test_promote_names_the_stage_it_promotes_from(self, program_manager, draft_release):
+        advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
+        client = api_as(program_manager)
+        url = f"{RELEASES}{draft_release.pk}/promote/"
+        missing = client.post(url, {"override": True, "reason": "sample reached"}, format="json")
+        assert missing.status_code == 400 and "from_stage" in missing.data
+        stale = client.post(url, {"override": True, "reason": "sample reached", "from_stage": 2}, format="json")
+        assert stale.status_code == 409 and stale.data["code"] == "stale_stage"
+        draft_release.refresh_from_db()
+        assert draft_release.current_stage.position == 1
 
     def test_incomplete_submit_lists_problems(self, author, solution):
         release = Release.objects.get(

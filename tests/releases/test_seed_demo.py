@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from governance.models import Checklist, ChecklistItem
-from releases.management.commands.seed_demo import RELEASES
+from monitoring.management.commands.seed_demo import RELEASES
 from releases.models import Release
 
 pytestmark = pytest.mark.django_db

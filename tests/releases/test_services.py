@@ -4,6 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from core.errors import (
@@ -96,8 +97,8 @@ class TestLegalTransitions:
 
     def test_promote_after_hold_time_moves_to_next_stage(self, draft_release, program_manager):
         release = advance_release(draft_release, S.ROLLING_OUT, program_manager=program_manager)
-        Release.objects.filter(pk=release.pk).update(stage_started_at=timezone.now() - timedelta(hours=2))
-        release = services.release_promote(release=release, actor=program_manager)
+        with time_machine.travel(timezone.now() + timedelta(hours=2), tick=False):
+            release = services.release_promote(release=release, actor=program_manager)
         assert release.status == S.ROLLING_OUT and release.current_stage.position == 2
         assert RolloutStage.objects.get(release=release, position=1).completed_at is not None
         _assert_recorded(
@@ -272,7 +273,7 @@ class TestGuards:
             services.release_start_rollout(release=second, actor=program_manager)
         assert refused.value.code == "market_busy" and refused.value.extra["markets"] == ["DE"]
         other_markets = advance_release(
-            make_release(author=author, solution=solution, markets=["UK"], stages=(StageSpec("All", 100),)),
+            make_release(author=author, solution=solution, markets=["GB"], stages=(StageSpec("All", 100),)),
             S.APPROVED,
             program_manager=program_manager,
         )
@@ -309,6 +310,7 @@ class TestRolesAndDuties:
 
     def test_last_editor_never_approves(self, draft_release, second_author, program_manager):
         second_author.groups.add(*program_manager.groups.all())
+        services.release_reassign(release=draft_release, actor=draft_release.author, co_authors=[second_author])
         services.release_update(release=draft_release, actor=second_author, title="Edited by Ben")
         release = services.release_submit(release=draft_release, actor=draft_release.author)
         with pytest.raises(SeparationOfDuties):

@@ -11,12 +11,12 @@ from django.db import transaction
 
 from core.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from governance import demo as governance_demo
+from governance.demo import advance_release
 from governance.models import ChecklistGate
 from releases import services
 from releases.choices import Audience, ReleaseStatus, RiskLevel
-from releases.demo import advance_release
 from releases.models import AutomationSolution, Release
-from releases.services import StageSpec
+from releases.services import VERIFICATION_WINDOW_MIN, StageSpec
 
 DEMO_PASSWORD = "rollgate-demo"  # noqa: S105 - printed by `make run` for local demo logins only
 
@@ -45,7 +45,10 @@ STAGES = (
 
 # (solution key, title, risk, target status, extra)
 RELEASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
-    ("buyer-refunds", "Explain the 30-day refund window first", RiskLevel.LOW, ReleaseStatus.VERIFIED, {}),
+    # Launched and in its (shortest allowed) verification window: Celery's periodic cycle completes it a few
+    # minutes after seeding when the worker runs (`make run`). A seed cannot move time, and a verified release
+    # made with a zero-length window would break the 5-minute minimum every other path obeys.
+    ("buyer-refunds", "Explain the 30-day refund window first", RiskLevel.LOW, ReleaseStatus.VERIFYING, {}),
     ("buyer-refunds", "Offer order lookup before handoff", RiskLevel.MEDIUM, ReleaseStatus.ROLLING_OUT, {}),
     ("buyer-refunds", "Shorter greeting, fewer clarifying questions", RiskLevel.LOW, ReleaseStatus.DRAFT, {}),
     ("seller-payouts", "Move to the new payout-status tool", RiskLevel.HIGH, ReleaseStatus.IN_REVIEW, {}),
@@ -83,7 +86,9 @@ class Command(BaseCommand):
                     tools=["order_lookup", "policy_search"],
                     knowledge_base_version="kb-2026-11-20",
                     markets=["US", "DE", "FR"],
-                    verification_window=timedelta(0) if target == ReleaseStatus.VERIFIED else timedelta(days=7),
+                    verification_window=(
+                        VERIFICATION_WINDOW_MIN if target == ReleaseStatus.VERIFYING else timedelta(days=7)
+                    ),
                     stages=STAGES,
                     **extra,
                 )
