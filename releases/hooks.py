@@ -59,33 +59,13 @@ _guards: dict[str, list[Hook]] = defaultdict(list)
 _effects: dict[str, list[Hook]] = defaultdict(list)
 
 
-def _register(registry: dict[str, list[Hook]], events: tuple[str, ...]) -> Callable[[Hook], Hook]:
-    def decorator(fn: Hook) -> Hook:
-        for event in events:
-            if fn not in registry[event]:
-                registry[event].append(fn)
-        return fn
-
-    return decorator
-
-
 def register_lifecycle(module: ModuleType) -> None:
     """Register an app's ``lifecycle`` module: its ``GUARDS`` and ``EFFECTS`` tables (either may be absent).
     Registering the same module twice adds nothing."""
     for registry, table_name in ((_guards, "GUARDS"), (_effects, "EFFECTS")):
         table: dict[str, tuple[Hook, ...]] = getattr(module, table_name, {})
         for event, functions in table.items():
-            for fn in functions:
-                _register(registry, (event,))(fn)
-
-
-# Kept while apps move to ``register_lifecycle``; prefer the tables, which can be read in one place.
-def register_guard(*events: str) -> Callable[[Hook], Hook]:
-    return _register(_guards, events)
-
-
-def register_effect(*events: str) -> Callable[[Hook], Hook]:
-    return _register(_effects, events)
+            registry[event].extend(fn for fn in functions if fn not in registry[event])
 
 
 def guards_for(event: str) -> tuple[Hook, ...]:

@@ -157,6 +157,8 @@ def _promote_if_ready(release: Release, sizes: dict[int, int], now: datetime, re
         release_services.release_promote(
             release=release,
             actor=None,
+            # Compare-and-set: promote only from the stage this job judged, never one a person moved it past.
+            from_stage=stage.position,
             reason=f"Automatic promotion: stage '{stage.name}' held {stage.min_hold}, "
             f"sample {sizes.get(release.pk, 0)}, guardrails passing",
         )
