@@ -118,7 +118,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(ApprovalSerializer(approval).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: PolicyStatusSerializer(many=True)})
-    @action(detail=False, methods=["get"], url_path="awaiting-me")
+    @action(detail=False, methods=["get"], url_path="awaiting-me", pagination_class=None)
     def awaiting_me(self, request: Request) -> Response:
         """Releases in review where your approval would still count, with what their policy misses."""
         rows = [
@@ -259,7 +259,7 @@ class ChecklistItemViewSet(viewsets.ReadOnlyModelViewSet[ChecklistItem]):
         return Response(ChecklistItemSerializer(item).data)
 
     @extend_schema(responses={200: ChecklistItemSerializer(many=True)})
-    @action(detail=False, methods=["get"], url_path="awaiting-me")
+    @action(detail=False, methods=["get"], url_path="awaiting-me", pagination_class=None)
     def awaiting_me(self, request: Request) -> Response:
         """Pending items you may sign now."""
         items = selectors.checklist_items_awaiting_sign_off_by(user=request_actor(request))

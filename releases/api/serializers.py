@@ -87,7 +87,7 @@ class ReleaseSerializer(StrictInputMixin, serializers.ModelSerializer[Release]):
         "manager (an audited reassignment).",
     )
     last_editor: serializers.StringRelatedField[Any] = serializers.StringRelatedField()
-    current_stage = StageSerializer(read_only=True)
+    current_stage = StageSerializer(read_only=True, allow_null=True)
     available_transitions = serializers.SerializerMethodField()
 
     class Meta:
