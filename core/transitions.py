@@ -7,8 +7,17 @@ actions" are generated from the same table, so a state rule is never written twi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.db import models, transaction
+
+from .errors import DomainError, DomainPermissionDenied, DomainValidationError
+from .service_support import save_audited
+
+if TYPE_CHECKING:
+    from .actors import Actor
 
 MACHINES: dict[str, StateMachine] = {}
 
@@ -72,3 +81,74 @@ class StateMachine:
                 seen.setdefault(state, None)
             seen.setdefault(transition.target, None)
         return list(seen)
+
+
+def check_role(*, transition: Transition, actor: Actor | None, noun: str) -> None:
+    """The system (``None``) runs only ``system_allowed`` transitions; a person needs the transition's
+    permission. Checked before anything is locked or read, so a refused role learns nothing of the row's state."""
+    if actor is None:
+        if not transition.system_allowed:
+            raise DomainPermissionDenied(f"The system cannot {transition.label.lower()} {noun}.")
+        return
+    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
+        raise DomainPermissionDenied(f"Your role does not allow you to {transition.label.lower()} {noun}.")
+
+
+@dataclass
+class Applied:
+    """What a transition's own step decided once the row was locked: where it goes (normally the transition's
+    target), what its audit event says, and the effects to run after the write, inside the transaction."""
+
+    target: str
+    release_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    effects: Callable[[], object] | None = None
+
+
+Row = TypeVar("Row", bound=models.Model)
+
+
+def perform_transition(
+    *,
+    machine: StateMachine,
+    transition: Transition,
+    actor: Actor | None,
+    reason: str,
+    noun: str,
+    lock: Callable[[], Row],
+    refuse: Callable[[Row], DomainError],
+    apply: Callable[[Row, str], Applied],
+    reason_required: bool | None = None,
+) -> Row:
+    """The one choke point of every state machine: reason → role → lock → table → the transition's own checks
+    and changes (``apply``: separation of duties, compare-and-set, guards, timestamps) → status with its history
+    row and audit event → effects, all in one transaction. Nothing else writes a governed ``status``."""
+    if transition.name not in machine:
+        raise ValueError(f"{transition.name} is not a transition of the {machine.name} lifecycle")
+    required = transition.reason_required if reason_required is None else reason_required
+    if required and not reason.strip():
+        raise DomainValidationError({"reason": [f"A reason is required to {transition.label.lower()}."]})
+    check_role(transition=transition, actor=actor, noun=noun)
+    with transaction.atomic():
+        row = lock()
+        from_state: str = row.status  # type: ignore[attr-defined]
+        if not transition.allows_from(from_state):
+            raise refuse(row)
+        applied = apply(row, from_state)
+        row.status = applied.target  # type: ignore[attr-defined]
+        save_audited(
+            row,
+            actor=actor,
+            action=f"{machine.name}.{transition.name}",
+            reason=reason.strip(),
+            release_id=applied.release_id,
+            from_state=from_state,
+            to_state=applied.target,
+            data=applied.data,
+            # Status and timestamps come from the table and the clock, not from input; full_clean would re-query
+            # every foreign key inside the lock.
+            validate=False,
+        )
+        if applied.effects is not None:
+            applied.effects()
+    return row

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Prefetch, QuerySet
 
 from core.errors import DomainError, DomainPermissionDenied, SeparationOfDuties
+from core.transitions import check_role
 
 from .models import CONTENT_WRITE_REASONS, Release, ReleaseQuerySet, RolloutStage
 from .state_machine import APPROVE, SUBMIT, Transition, transitions_from
@@ -60,12 +61,13 @@ def release_owner_ids(release: Release) -> set[int]:
 
 def check_actor_may(*, transition: Transition, release: Release, actor: Actor | None) -> None:
     """Role, ownership and separation-of-duties checks of a transition, without its state or guards."""
-    if actor is None:
-        if not transition.system_allowed:
-            raise DomainPermissionDenied(f"The system cannot {transition.label.lower()} a release.")
-        return
-    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied(f"Your role does not allow you to {transition.label.lower()} a release.")
+    check_role(transition=transition, actor=actor, noun="a release")
+    if actor is not None:
+        check_duties(transition=transition, release=release, actor=actor)
+
+
+def check_duties(*, transition: Transition, release: Release, actor: Actor) -> None:
+    """What depends on who wrote the release, beyond the role: only owners submit, no content writer approves."""
     if transition is SUBMIT and actor.pk not in release_owner_ids(release):
         raise DomainPermissionDenied(
             "Only the release's author or a co-author may submit it.", code="not_release_owner"

@@ -33,12 +33,13 @@ from core.service_support import (
     save_audited,
     validate_model,
 )
+from core.transitions import Applied, perform_transition
 
 from . import hooks
 from .choices import EDITABLE_STATES, IN_ROLLOUT_STATES, ReleaseStatus
 from .markets import known_markets
 from .models import CONTENT_CREATED, CONTENT_EDITED, AutomationSolution, Release, RolloutStage
-from .selectors import check_actor_may, release_owner_ids
+from .selectors import check_duties, release_owner_ids
 from .state_machine import (
     APPROVE,
     BEGIN_VERIFICATION,
@@ -47,6 +48,7 @@ from .state_machine import (
     PAUSE,
     PROMOTE,
     REJECT,
+    RELEASE_LIFECYCLE,
     REQUEST_CHANGES,
     RESUME,
     ROLLBACK,
@@ -424,16 +426,10 @@ def _transition(
     expect: Callable[[Release], None] | None = None,
 ) -> Release:
     reason = (reason or "").strip()
-    if (transition.reason_required or override) and not reason:
-        raise DomainValidationError({"reason": [f"A reason is required to {transition.label.lower()}."]})
-    with transaction.atomic():
-        locked = Release.objects.select_for_update(of=("self",)).select_related("solution").get(pk=release.pk)
-        if not transition.allows_from(locked.status):
-            raise IllegalTransition(
-                f"Cannot {transition.label.lower()} a release that is {locked.get_status_display().lower()}.",
-                extra={"status": locked.status, "transition": transition.name},
-            )
-        check_actor_may(transition=transition, release=locked, actor=actor)
+
+    def apply(locked: Release, from_state: str) -> Applied:
+        if actor is not None:
+            check_duties(transition=transition, release=locked, actor=actor)
         if expect is not None:
             # Compare-and-set: the caller names what it saw (e.g. the stage it promotes from) and it must hold.
             expect(locked)
@@ -445,7 +441,7 @@ def _transition(
             reason=reason,
             override=override,
             transition=transition,
-            from_state=locked.status,
+            from_state=from_state,
             to_state=transition.target,
             audit_data=dict(audit_data or {}),
         )
@@ -453,20 +449,30 @@ def _transition(
         hooks.run_guards(context)
         if mutate is not None:
             mutate(locked, context)
-        locked.status = context.to_state
-        save_audited(
-            locked,
-            actor=actor,
-            action=f"release.{transition.name}",
+        return Applied(
+            target=context.to_state,
             release_id=locked.pk,
-            from_state=context.from_state,
-            to_state=context.to_state,
-            reason=reason,
             data={"content_hash": locked.content_hash, "override": override, **context.audit_data},
-            validate=False,
+            effects=lambda: hooks.run_effects(context),
         )
-        hooks.run_effects(context)
-    return locked
+
+    def refuse(locked: Release) -> IllegalTransition:
+        return IllegalTransition(
+            f"Cannot {transition.label.lower()} a release that is {locked.get_status_display().lower()}.",
+            extra={"status": locked.status, "transition": transition.name},
+        )
+
+    return perform_transition(
+        machine=RELEASE_LIFECYCLE,
+        transition=transition,
+        actor=actor,
+        reason=reason,
+        reason_required=transition.reason_required or override,
+        noun="a release",
+        lock=lambda: Release.objects.select_for_update(of=("self",)).select_related("solution").get(pk=release.pk),
+        refuse=refuse,
+        apply=apply,
+    )
 
 
 def _close(release: Release, context: hooks.TransitionContext) -> None:

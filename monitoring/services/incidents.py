@@ -19,11 +19,11 @@ from core.actors import Actor
 from core.audit import audit_record
 from core.errors import DomainPermissionDenied, DomainValidationError, IllegalTransition
 from core.service_support import save_audited
-from core.transitions import Transition
+from core.transitions import Applied, Transition, check_role, perform_transition
 
 from ..choices import ACK_DEADLINES, NOTIFYING_EVENTS, IncidentEventKind, IncidentStatus, Resolution
 from ..models import Evaluation, Guardrail, Incident, IncidentEvent, incident_dedup_key
-from ..state_machine import ACKNOWLEDGE, EVENT_KINDS, MITIGATE, REFUSALS, RESOLVE, TRIAGE_PERMISSION
+from ..state_machine import ACKNOWLEDGE, EVENT_KINDS, INCIDENT_LIFECYCLE, MITIGATE, REFUSALS, RESOLVE, TRIAGE_PERMISSION
 from .notifications import outbox_write_for_event
 
 
@@ -191,12 +191,7 @@ Mutation = Callable[[Incident, datetime], None]
 
 def check_actor_may(*, transition: Transition, actor: Actor | None) -> None:
     """The system (``None``) runs only ``system_allowed`` steps; a person needs the transition's permission."""
-    if actor is None:
-        if not transition.system_allowed:
-            raise DomainPermissionDenied(f"Only a person may {transition.name} incidents.")
-        return
-    if not actor.has_perm(transition.permission):  # type: ignore[attr-defined]
-        raise DomainPermissionDenied(f"Your role does not allow you to {transition.name} incidents.")
+    check_role(transition=transition, actor=actor, noun="incidents")
 
 
 def _transition(
@@ -210,43 +205,40 @@ def _transition(
     mutate: Mutation | None = None,
     event_data: dict[str, Any] | None = None,
 ) -> Incident:
-    """The one place an incident's status changes: check the actor, lock the row, check the table, write the
-    status with its history row and audit event, then add the timeline event (and its outbox rows)."""
-    # The permission needs no row, so it is checked before the lock: a refused role waits for nobody.
-    check_actor_may(transition=transition, actor=actor)
-    with transaction.atomic():
-        locked = _lock(incident)
-        if not transition.allows_from(locked.status):
-            raise IllegalTransition(
-                REFUSALS[transition.name].format(status=locked.get_status_display().lower()),
-                extra={"status": locked.status},  # the 409 body the API has always answered
-            )
-        now, from_state = now or timezone.now(), locked.status
+    """Move an incident through the one choke point of every lifecycle (``core.transitions``), then add its
+    timeline event (and outbox rows) in the same transaction."""
+    when = now or timezone.now()
+
+    def apply(locked: Incident, from_state: str) -> Applied:
         if mutate is not None:
-            mutate(locked, now)
-        locked.status = transition.target
-        # Not validated: status and timestamps come from the table and the clock, not from input, and
-        # ``full_clean`` would re-query every foreign key inside the lock.
-        save_audited(
-            locked,
-            actor=actor,
-            action=f"incident.{transition.name}",
-            reason=reason,
+            mutate(locked, when)
+        return Applied(
+            target=transition.target,
             release_id=locked.release_id,
-            from_state=from_state,
-            to_state=locked.status,
             data={"dedup_key": locked.dedup_key, "severity": locked.severity, **(event_data or {})},
-            validate=False,
+            effects=lambda: incident_event_add(
+                incident=locked,
+                kind=EVENT_KINDS[transition.name],
+                actor=actor,
+                message=message,
+                data=event_data,
+                now=when,
+            ),
         )
-        incident_event_add(
-            incident=locked,
-            kind=EVENT_KINDS[transition.name],
-            actor=actor,
-            message=message,
-            data=event_data,
-            now=now,
-        )
-    return locked
+
+    return perform_transition(
+        machine=INCIDENT_LIFECYCLE,
+        transition=transition,
+        actor=actor,
+        reason=reason,
+        noun="incidents",
+        lock=lambda: _lock(incident),
+        refuse=lambda locked: IllegalTransition(
+            REFUSALS[transition.name].format(status=locked.get_status_display().lower()),
+            extra={"status": locked.status},  # the 409 body the API has always answered
+        ),
+        apply=apply,
+    )
 
 
 def incident_acknowledge(*, incident: Incident, actor: Actor) -> Incident:
