@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -35,6 +35,13 @@ _ARMS = {arm.value for arm in Arm}
 class IngestResult:
     rows: int
     release_ids: tuple[int, ...]
+
+
+# Sane bounds on a window: metrics describe conversations that happened (a little clock skew allowed), within
+# the retention of live metrics; year 1 or 9999 is a broken sender, not data.
+OLDEST_SAMPLE = timedelta(days=3 * 365)
+LATEST_SAMPLE_END = timedelta(hours=1)
+LONGEST_WINDOW = timedelta(days=31)
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -147,6 +154,12 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
             err("window_end", "An ISO 8601 date-time with a time zone is required.")
         if start is not None and end is not None and end <= start:
             err("window_end", "The window must end after it starts.")
+        if start is not None and start < now - OLDEST_SAMPLE:
+            err("window_start", f"A sample window cannot start more than {OLDEST_SAMPLE.days} days ago.")
+        if end is not None and end > now + LATEST_SAMPLE_END:
+            err("window_end", "A sample window cannot end in the future (conversations not had yet).")
+        if start is not None and end is not None and end - start > LONGEST_WINDOW:
+            err("window_end", f"A sample window is at most {LONGEST_WINDOW.days} days long.")
 
         numerator = denominator = value = None
         if metric is not None and metric.kind == MetricKind.RATE:

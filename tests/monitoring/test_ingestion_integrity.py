@@ -232,3 +232,21 @@ def test_other_database_errors_are_not_swallowed_as_conflicts(live_releases):
         pytest.raises(OperationalError),
     ):
         metric_samples_ingest(rows=rows, enqueue=False)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("0001-01-01T00:00:00+00:00", "0001-01-01T01:00:00+00:00", "window_start"),
+        ("9999-12-30T00:00:00+00:00", "9999-12-30T01:00:00+00:00", "window_end"),
+        ("2026-01-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00", "window_end"),
+    ],
+    ids=["year-1", "year-9999", "five-month-window"],
+)
+def test_nonsense_sample_windows_are_refused_by_row(rolling_release: Any, start: str, end: str, field: str) -> None:
+    row = sample_row(rolling_release, "error_rate", numerator=1, denominator=100)
+    row.update(window_start=start, window_end=end)
+    with pytest.raises(InvalidRows) as refused:
+        metric_samples_ingest(rows=[row], enqueue=False)
+    assert field in str(refused.value)
+    assert not MetricSample.objects.exists()
