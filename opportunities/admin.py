@@ -121,6 +121,18 @@ def _split(value: str) -> list[str]:
     return [item.strip() for item in value.replace("\n", ",").split(",") if item.strip()]
 
 
+# The model fields the form edits as they are (the admin rewrites ``Meta.fields`` from the fieldsets).
+_FORM_MODEL_FIELDS = (
+    "title",
+    "hypothesis",
+    "expected_containment_lift",
+    "effort_weeks",
+    "confidence",
+    "audience",
+    "solution",
+)
+
+
 class OpportunityForm(forms.ModelForm):
     contact_reasons_text = forms.CharField(
         label="Contact reasons", help_text="Comma-separated contact-reason slugs, e.g. refund-status, order-tracking."
@@ -134,15 +146,7 @@ class OpportunityForm(forms.ModelForm):
 
     class Meta:
         model = Opportunity
-        fields = [
-            "title",
-            "hypothesis",
-            "expected_containment_lift",
-            "effort_weeks",
-            "confidence",
-            "audience",
-            "solution",
-        ]
+        fields = list(_FORM_MODEL_FIELDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -155,7 +159,7 @@ class OpportunityForm(forms.ModelForm):
             self.fields["markets_text"].initial = self.initial.get("markets", "")
 
     def service_fields(self) -> dict[str, Any]:
-        data = {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.cleaned_data}
+        data = {name: self.cleaned_data[name] for name in _FORM_MODEL_FIELDS if name in self.cleaned_data}
         data["contact_reasons"] = _split(self.cleaned_data.get("contact_reasons_text", ""))
         data["markets"] = _split(self.cleaned_data.get("markets_text", ""))
         data["releases"] = list(self.cleaned_data.get("releases") or [])
