@@ -213,6 +213,11 @@ class OpportunityAdmin(GovernedModelAdmin):
         ),
     ]
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        # A new opportunity has no lifecycle yet: it starts proposed, owned by whoever proposes it.
+        return fieldsets if obj is not None else [fs for fs in fieldsets if fs[0] != "Lifecycle"]
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ScoredChangeList
 
@@ -307,7 +312,13 @@ class OpportunityAdmin(GovernedModelAdmin):
         opportunity = self.get_object(request, object_id)
         if opportunity is not None:
             extra_context["score"] = selectors.opportunity_score(opportunity)
-            extra_context["impact"] = selectors.opportunity_impact(opportunity)
+            impact = selectors.opportunity_impact(opportunity)
+            extra_context["impact"] = impact
+            lift = (impact["realized"] or {}).get("lift")
+            if lift:  # in percentage points, like the prediction beside it
+                extra_context["realized_lift"] = (
+                    f"{lift['estimate'] * 100:+.1f} pp [{lift['lower'] * 100:+.1f}, {lift['upper'] * 100:+.1f}]"
+                )
             extra_context["transitions"] = selectors.transitions_available_to(
                 opportunity=opportunity, user=request_actor(request)
             )

@@ -47,7 +47,8 @@ def gap_bar_chart(gaps: Sequence[Gap], *, limit: int = 10) -> SafeString:
     top = max(gap.human_hours_per_week for gap in shown) or 1.0
     parts = [
         f'<svg id="gap-chart" viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet" '
-        f'role="img" aria-labelledby="gap-chart-title" style="max-width:{width}px;font-family:sans-serif">',
+        f'role="img" aria-labelledby="gap-chart-title" '
+        f'style="max-width:{width}px;min-width:560px;font-family:sans-serif">',
         '<title id="gap-chart-title">Human hours per week by contact reason</title>',
     ]
     for index, gap in enumerate(shown):

@@ -79,8 +79,9 @@ def _split(
     return rows
 
 
-def contact_reason_rows(*, now: datetime, seed: int = 12) -> list[dict[str, Any]]:
-    """Weekly rows for every reason, market and split over the last ``WEEKS`` complete weeks (ingestion rows)."""
+def contact_reason_rows(*, now: datetime, solution_keys: set[str], seed: int = 12) -> list[dict[str, Any]]:
+    """Weekly rows for every reason, market and split over the last ``WEEKS`` complete weeks (ingestion rows).
+    A reason whose solution is not among ``solution_keys`` is served by humans only."""
     rng = random.Random(seed)  # deterministic: the demo looks the same every time
     end = week_floor(now)
     live_since = end - LIVE_WEEKS_AGO * WEEK
@@ -88,10 +89,14 @@ def contact_reason_rows(*, now: datetime, seed: int = 12) -> list[dict[str, Any]
     for week in range(WEEKS):
         start = end - (WEEKS - week) * WEEK
         for reason in REASONS:
+            if reason.solution and reason.solution not in solution_keys:
+                reason = Reason(
+                    reason.slug, reason.audience, reason.weekly, reason.handle_minutes, growth=reason.growth
+                )
             for market, scale in MARKETS.items():
                 total = round(reason.weekly * scale * (1 + reason.growth) ** week * rng.uniform(0.93, 1.07))
                 arms: list[tuple[str, int, float, float]]
-                if reason.slug == "refund-status" and start >= live_since:
+                if reason.slug == "refund-status" and reason.solution and start >= live_since:
                     control = round(total * CONTROL_SHARE)
                     arms = [
                         (
@@ -143,7 +148,8 @@ def seed_opportunities_demo(
         return list(Opportunity.objects.all())
     now = now or timezone.now()
     if not ContactReasonVolume.objects.filter(source=SOURCE).exists():
-        upsert_volumes(validate_volumes(contact_reason_rows(now=now), now=now))
+        rows = contact_reason_rows(now=now, solution_keys=set(solutions))
+        upsert_volumes(validate_volumes(rows, now=now))
     pm = program_manager
 
     def move(opportunity: Opportunity, *steps: str, **arguments: Any) -> Opportunity:

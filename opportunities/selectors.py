@@ -76,6 +76,10 @@ class GapAnalysis:
     audience: str | None
     total_human_hours_per_week: float
 
+    @property
+    def period_last_day(self) -> datetime:
+        return self.period_end - timedelta(days=1)  # the period ends (exclusive) at Monday 00:00
+
 
 def gap_analysis(*, market: str | None = None, audience: str | None = None, now: datetime | None = None) -> GapAnalysis:
     """Contact reasons ranked by the human work left: handoffs × handle time, in hours per week over the last
