@@ -107,6 +107,8 @@ def score_dict(score: Score) -> dict[str, Any]:
 class OpportunitySerializer(serializers.ModelSerializer[Opportunity]):
     owner = serializers.CharField(source="owner.get_username", read_only=True)
     releases = serializers.PrimaryKeyRelatedField(many=True, read_only=True)  # type: ignore[var-annotated]
+    # Blank means every audience: a plain string, so the schema allows "" beside the audiences.
+    audience = serializers.CharField(read_only=True, help_text="buyers, sellers, creators, or blank for all")
     score = serializers.SerializerMethodField()
 
     class Meta:

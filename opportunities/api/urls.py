@@ -1,10 +1,10 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from .views import ContactReasonVolumeViewSet, GapViewSet, OpportunityViewSet
+from .views import ContactReasonVolumeViewSet, GapView, OpportunityViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("contact-reason-volumes", ContactReasonVolumeViewSet, basename="contact-reason-volume")
-router.register("gaps", GapViewSet, basename="gap")
 router.register("opportunities", OpportunityViewSet, basename="opportunity")
 
-urlpatterns = router.urls
+urlpatterns = [path("gaps/", GapView.as_view(), name="gaps"), *router.urls]

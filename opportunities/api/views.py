@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -65,11 +65,12 @@ class ContactReasonVolumeViewSet(
         )
 
 
-class GapViewSet(viewsets.GenericViewSet[ContactReasonVolume]):
+class GapView(generics.GenericAPIView[ContactReasonVolume]):
     """Contact reasons ranked by the human work left (handoffs × handle time, hours per week over the last 4
     complete weeks), with the 8-week trend, coverage, containment and CSAT."""
 
-    # Only for the permission check: seeing the gaps needs seeing the contact-reason data.
+    # One object, not a list (a plain view, so the schema says so). The queryset is only for the permission
+    # check: seeing the gaps needs seeing the contact-reason data.
     queryset = ContactReasonVolume.objects.none()
     serializer_class = GapAnalysisSerializer
     filter_backends: list[Any] = []
@@ -82,7 +83,7 @@ class GapViewSet(viewsets.GenericViewSet[ContactReasonVolume]):
         ],
         responses=GapAnalysisSerializer,
     )
-    def list(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response:
         query = GapQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         analysis = selectors.gap_analysis(
