@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("releases.api.urls")),
     path("", include("governance.api.urls")),
     path("", include("monitoring.api.urls")),
+    path("", include("opportunities.api.urls")),
 ]

@@ -37,7 +37,21 @@ _READ_ALL = [
     "monitoring.view_evaluation",
     "monitoring.view_incident",
     "monitoring.view_incidentevent",
+    # Opportunities (issue 12): everyone sees the contact-reason data, the gap analysis and the backlog.
+    "opportunities.view_contactreasonvolume",
+    "opportunities.view_gapanalysis",
+    "opportunities.view_opportunity",
+    "opportunities.view_scoringweights",
 ]
+
+# Program managers own the opportunity backlog (propose, edit, move it along, tune the scoring weights).
+_OPPORTUNITY_OWNER = [
+    "opportunities.add_opportunity",
+    "opportunities.change_opportunity",
+    "opportunities.change_scoringweights",
+]
+# Program managers and on-call may send contact-reason data.
+_CONTACT_REASON_INGEST = ["opportunities.add_contactreasonvolume"]
 
 # Program managers own the guardrails and where incidents are announced; they and on-call may push samples.
 _MONITORING_OWNER = [
@@ -85,11 +99,19 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "releases.emergency_stop",
         *_GOVERNANCE_OWNER,
         *_MONITORING_OWNER,
+        *_OPPORTUNITY_OWNER,
+        *_CONTACT_REASON_INGEST,
     ],
     # Reviewers and on-call approve too (reviewers for their domain; on-call for emergency releases): the
     # approval policy says whose approvals count, and whichever approval or sign-off completes it approves.
     REVIEWERS: [*_READ_ALL, "releases.review_release", "releases.approve_release"],
-    ON_CALL: [*_READ_ALL, "releases.emergency_stop", "releases.approve_release", *_INCIDENT_TRIAGE],
+    ON_CALL: [
+        *_READ_ALL,
+        "releases.emergency_stop",
+        "releases.approve_release",
+        *_INCIDENT_TRIAGE,
+        *_CONTACT_REASON_INGEST,
+    ],
     AUDITORS: [*_READ_ALL, "core.export_evidence", "monitoring.view_notificationendpoint"],
 }
 

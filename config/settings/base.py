@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "releases",
     "governance",
     "monitoring",
+    "opportunities",
 ]
 
 MIDDLEWARE = [
