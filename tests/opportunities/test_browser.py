@@ -5,7 +5,6 @@ calibration. Screenshots at 1440×900 and 390×844 go to docs/screenshots/opport
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +158,7 @@ def test_a_program_manager_reads_realized_impact_and_calibration(browser, live_s
     world = _world()
     refunds = world["solutions"]["buyer-refunds"]
     release = advance_release(
-        make_release(author=world["author"], solution=refunds, verification_window=timedelta(0)),
+        make_release(author=world["author"], solution=refunds),
         ReleaseStatus.VERIFIED,
         program_manager=world["pm"],
     )

@@ -3,8 +3,6 @@ write nothing, frozen content, and the measurement of a delivered opportunity ag
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from core.errors import DomainPermissionDenied, DomainValidationError, GuardFailed, IllegalTransition
@@ -95,7 +93,7 @@ def test_delivery_guards_and_the_drop(program_manager, author, solution):
 
 def test_measure_a_delivered_opportunity_by_hand(program_manager, author, solution):
     release = advance_release(
-        make_release(author=author, solution=solution, verification_window=timedelta(0)),
+        make_release(author=author, solution=solution),
         ReleaseStatus.VERIFIED,
         program_manager=program_manager,
     )
