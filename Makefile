@@ -28,6 +28,7 @@ run: $(VENV)/.runtime-installed
 ## test: lint, types, Django checks, migrations check, then the whole suite on PostgreSQL.
 test: $(VENV)/.dev-installed
 	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) scripts/wait_for_postgres.py
+	scripts/ensure_chromium.sh
 	$(MAKE) --no-print-directory lint typecheck checks pytest
 
 lint: $(VENV)/.dev-installed

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from core.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 
+from .browser import browser  # noqa: F401 - the one headless Chromium fixture, for every app's browser tests
 from .factories import SolutionFactory, UserFactory, make_release
 
 

@@ -4,86 +4,23 @@ calibration. Screenshots at 1440×900 and 390×844 go to docs/screenshots/opport
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.urls import reverse
 
 from opportunities.demo import seed_opportunities_demo
 from opportunities.models import Opportunity
 from releases.choices import ReleaseStatus
+from tests.browser import BROWSER, DESKTOP, MOBILE, login, viewport
+from tests.browser import shoot as browser_shoot
 from tests.factories import SolutionFactory, UserFactory, advance_release, make_release
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-DESKTOP, MOBILE = (1440, 900), (390, 844)
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM),
-        reason="needs Debian's chromium at /usr/bin/chromium (scripts/ensure_chromium.sh installs it)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(3)
-    yield driver
-    driver.quit()
-
-
-def viewport(driver: Any, size: tuple[int, int]) -> None:
-    # The exact CSS viewport, whatever the headless window's decorations; the mobile one as a phone renders it.
-    width, height = size
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
-    )
+pytestmark = BROWSER
 
 
 def shoot(driver: Any, name: str, size: tuple[int, int]) -> Path:
-    viewport(driver, size)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"opportunities-{name}-{'desktop' if size == DESKTOP else 'mobile'}.png"
-    driver.save_screenshot(str(path))
-    return path
-
-
-def login(driver: Any, live_server: Any, user: Any) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.delete_all_cookies()
-    driver.get(live_server.url + reverse("admin:login"))
-    driver.find_element(By.NAME, "username").send_keys(user.username)
-    driver.find_element(By.NAME, "password").send_keys("pass-1234")
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(driver, 5).until(lambda d: "/login/" not in d.current_url)
-    assert "Log in" not in driver.title
+    return browser_shoot(driver, f"opportunities-{name}", size)
 
 
 def _world() -> dict[str, Any]:
