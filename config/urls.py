@@ -17,4 +17,6 @@ urlpatterns = [
 
 # HTML for people, JSON under /api/ (see config/error_views.py).
 handler400 = "config.error_views.bad_request"
+handler403 = "config.error_views.permission_denied"
+handler404 = "config.error_views.page_not_found"
 handler500 = "config.error_views.server_error"

@@ -152,6 +152,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30)) or No
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "core.auth.lockout_response"
+# Lockouts and failures still go to the "axes" logger; the banner on every manage.py command is noise.
+AXES_VERBOSE = False
 # Behind a proxy, set AXES_IPWARE_PROXY_COUNT so the client address (not the proxy's) is counted.
 AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
 # API tokens expire after this many hours; rotate with POST /api/v1/auth/token/rotate/.

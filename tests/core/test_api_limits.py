@@ -144,3 +144,10 @@ def test_huge_limit_returns_at_most_the_page_size_cap(auditor, settings):
 
 def test_default_page_size_cap_is_500(settings):
     assert settings.API_MAX_PAGE_SIZE == 500
+
+
+def test_an_unknown_api_path_is_a_json_404_not_an_html_page(auditor):
+    response = api_as(auditor).get("/api/v1/releases//promote/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == "not_found"
