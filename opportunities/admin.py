@@ -151,6 +151,12 @@ class OpportunityForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
+            # On this form's own copies of the fields: the class's declared fields are shared by every request.
+            if self.instance.status not in EDITABLE_STATES:
+                self.fields["contact_reasons_text"].disabled = True
+                self.fields["markets_text"].disabled = True
+            if self.instance.status in TERMINAL_STATES:
+                self.fields["releases"].disabled = True
             self.fields["contact_reasons_text"].initial = ", ".join(self.instance.contact_reasons or [])
             self.fields["markets_text"].initial = ", ".join(self.instance.markets or [])
             self.fields["releases"].initial = list(self.instance.releases.all())
@@ -262,15 +268,6 @@ class OpportunityAdmin(GovernedModelAdmin):
             if obj.status in TERMINAL_STATES:
                 fields += ["solution"]
         return fields
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        if obj is not None and obj.status not in EDITABLE_STATES:
-            form.base_fields["contact_reasons_text"].disabled = True
-            form.base_fields["markets_text"].disabled = True
-        if obj is not None and obj.status in TERMINAL_STATES:
-            form.base_fields["releases"].disabled = True
-        return form
 
     def save_model(self, request: HttpRequest, obj: Opportunity, form: Any, change: bool) -> None:
         fields = form.service_fields()

@@ -86,5 +86,6 @@ def login(driver: Any, live_server: Any, user: Any) -> None:
     driver.find_element(By.NAME, "username").send_keys(user.username)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(driver, 5).until(lambda d: "/login/" not in d.current_url)
+    # Generous: a loaded two-core machine can take seconds to answer the first request of a live server.
+    WebDriverWait(driver, 20).until(lambda d: "/login/" not in d.current_url)
     assert "Log in" not in driver.title

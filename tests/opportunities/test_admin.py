@@ -80,6 +80,9 @@ def test_create_through_the_admin_then_press_the_lifecycle_buttons(program_manag
     drop = reverse("admin:opportunities_opportunity_transition", args=[opportunity.pk, "drop"])
     assert "reason" in client.post(drop, follow=True).content.decode().lower()
     assert Opportunity.objects.get().status == "accepted"
+    # Showing a frozen (accepted) opportunity must not freeze the fields of the next new one.
+    client.post(reverse("admin:opportunities_opportunity_add"), {**form, "contact_reasons_text": "order-tracking"})
+    assert Opportunity.objects.filter(contact_reasons=["order-tracking"]).count() == 1
 
 
 def test_bad_admin_input_is_a_message_not_a_500(program_manager):

@@ -56,13 +56,13 @@ def test_a_program_manager_ranks_gaps_and_creates_an_opportunity_from_the_top_on
     viewport(browser, DESKTOP)
     Select(browser.find_element(By.NAME, "audience")).select_by_value("sellers")
     browser.find_element(By.CSS_SELECTOR, "#gap-filters input[type=submit]").click()
-    WebDriverWait(browser, 5).until(expected_conditions.url_contains("audience=sellers"))
+    WebDriverWait(browser, 20).until(expected_conditions.url_contains("audience=sellers"))
     sellers = [row.get_attribute("data-reason") for row in browser.find_elements(By.CSS_SELECTOR, "tr.gap-row")]
     assert sellers[0] == "payout-delay" and "order-tracking" not in sellers
     browser.get(live_server.url + reverse("admin:opportunities_gapanalysis_changelist"))
 
     browser.find_elements(By.CSS_SELECTOR, "a.create-opportunity")[0].click()
-    WebDriverWait(browser, 5).until(expected_conditions.url_contains("/add/"))
+    WebDriverWait(browser, 20).until(expected_conditions.url_contains("/add/"))
     assert browser.find_element(By.NAME, "contact_reasons_text").get_attribute("value") == "order-tracking"
     browser.find_element(By.NAME, "hypothesis").send_keys("Carrier status answers most tracking questions.")
     browser.find_element(By.NAME, "expected_containment_lift").send_keys("0.3")
@@ -73,14 +73,18 @@ def test_a_program_manager_ranks_gaps_and_creates_an_opportunity_from_the_top_on
     shoot(browser, "create-from-gap", DESKTOP)
     viewport(browser, DESKTOP)
     browser.find_element(By.NAME, "_continue").click()
-    browser.find_element(By.ID, "opportunity-panel")  # waits for the saved page before reading the database
+    # Wait for the saved page (or the form's errors) before reading the database; CI machines can be slow.
+    WebDriverWait(browser, 20).until(
+        lambda d: d.find_elements(By.ID, "opportunity-panel") or d.find_elements(By.CSS_SELECTOR, ".errornote")
+    )
+    assert not browser.find_elements(By.CSS_SELECTOR, ".errornote"), browser.find_element(By.ID, "content").text
     opportunity = Opportunity.objects.get(title="Automate order tracking")
     assert (opportunity.contact_reasons, opportunity.solution_id) == (
         ["order-tracking"],
         world["solutions"]["buyer-refunds"].pk,
     )
     browser.find_element(By.CSS_SELECTOR, "#transition-buttons input[value=Accept]").click()
-    WebDriverWait(browser, 5).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".messagelist")))
+    WebDriverWait(browser, 20).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".messagelist")))
     assert "is accepted" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
     assert "R × I × C ÷ E" in browser.find_element(By.ID, "score-formula").text
     shoot(browser, "opportunity", DESKTOP)
