@@ -17,6 +17,7 @@ from core.roles import AUDITORS, AUTHORS, ON_CALL, PROGRAM_MANAGERS, REVIEWERS
 from governance.models import ApprovalPolicy, ChecklistItem, ChecklistTemplate, FreezeWindow
 from monitoring.models import Guardrail, MetricDefinition, NotificationEndpoint
 from monitoring.services import incident_trigger
+from opportunities.services import opportunity_create
 from tests.conftest import api_as
 from tests.factories import SolutionFactory, UserFactory, make_release
 from tests.governance.helpers import submitted
@@ -89,6 +90,15 @@ EXPECTED: dict[str, frozenset[str]] = {
     "PUT /api/v1/notification-endpoints/{id}/": GOVERNANCE_OWNERS,
     "PATCH /api/v1/notification-endpoints/{id}/": GOVERNANCE_OWNERS,
     "POST /api/v1/notifications/redrive/": roles("pm", "oncall", "admin"),
+    "POST /api/v1/contact-reason-volumes/": SAMPLE_WRITERS,
+    "POST /api/v1/opportunities/": GOVERNANCE_OWNERS,
+    "PUT /api/v1/opportunities/{id}/": GOVERNANCE_OWNERS,
+    "PATCH /api/v1/opportunities/{id}/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/accept/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/start-delivery/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/deliver/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/measure/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/drop/": GOVERNANCE_OWNERS,
     "POST /api/v1/incidents/{id}/acknowledge/": TRIAGE,
     "POST /api/v1/incidents/{id}/assign/": TRIAGE,
     "POST /api/v1/incidents/{id}/comment/": TRIAGE,
@@ -132,6 +142,15 @@ def world(db: Any) -> dict[str, Any]:
         "notification-endpoints": endpoint.pk,
         "metric-definitions": MetricDefinition.objects.order_by("id").first().pk,  # type: ignore[union-attr]
     }
+    ids["opportunities"] = opportunity_create(
+        actor=users["pm"],
+        title="Matrix opportunity",
+        contact_reasons=["order-tracking"],
+        hypothesis="Answering order status removes handoffs.",
+        expected_containment_lift=0.1,
+        effort_weeks=2,
+        confidence=0.5,
+    ).pk
     review_actions = {"approve", "reject", "request-changes"}
     # A valid request for each operation whose input is checked before the role: the table is about who may
     # act, so what is sent must be something an allowed role could send.
@@ -149,6 +168,7 @@ def world(db: Any) -> dict[str, Any]:
         "POST /api/v1/incidents/{id}/resolve/": {"resolution": "false_positive", "note": "role matrix"},
         "POST /api/v1/notifications/redrive/": {"all": True},
         "POST /api/v1/metric-samples/": [],
+        "POST /api/v1/contact-reason-volumes/": [],
         "PATCH /api/v1/releases/{id}/": {"title": "Role matrix"},
     }
     return {
