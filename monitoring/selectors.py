@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import Avg, Count, F, Prefetch, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Case, Count, F, Max, Prefetch, Q, QuerySet, Sum, When, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from releases.choices import LIVE_STATES, ReleaseStatus
 from releases.models import Release
@@ -79,7 +79,11 @@ def live_release_ids(*, release_ids: Iterable[int] | None = None) -> list[int]:
 
 
 def live_releases(release_ids: Sequence[int]) -> QuerySet[Release]:
-    return Release.objects.filter(id__in=release_ids, status__in=LIVE_STATES).order_by("id")
+    return (
+        Release.objects.filter(id__in=release_ids, status__in=LIVE_STATES)
+        .select_related("current_stage")
+        .order_by("id")
+    )
 
 
 def effective_guardrails(releases: Sequence[Release]) -> dict[int, list[Guardrail]]:
@@ -115,69 +119,150 @@ def effective_guardrails(releases: Sequence[Release]) -> dict[int, list[Guardrai
     }
 
 
+def phase_start(release: Release) -> datetime | None:
+    """When the release's current phase began: verification, else its current stage (a promotion or a resume
+    starts a new one). The cohort is every matured sample whose window starts at or after it (METRICS.md)."""
+    if release.status == ReleaseStatus.VERIFYING:
+        return release.verification_started_at
+    return release.stage_started_at or release.created_at
+
+
+# The same rule in SQL, so one aggregate serves every release of a batch.
+_PHASE_START = Case(
+    When(release__status=ReleaseStatus.VERIFYING, then=F("release__verification_started_at")),
+    default=Coalesce(F("release__stage_started_at"), F("release__created_at")),
+)
+
+
 def evaluated_looks(
-    *, release_ids: Sequence[int], guardrail_ids: Sequence[int], window_ends: Collection[datetime]
-) -> set[tuple[int, int, str, datetime]]:
-    """(guardrail, release, market, window_end) already evaluated: looking again at them writes nothing."""
+    *, release_ids: Sequence[int], guardrail_ids: Sequence[int], phase_starts: Collection[datetime]
+) -> set[tuple[int, int, str, datetime, int, datetime]]:
+    """(guardrail, release, market, phase start, samples, data through) already looked at: the same data again
+    writes nothing."""
     return set(
         Evaluation.objects.filter(
-            release_id__in=release_ids, guardrail_id__in=guardrail_ids, window_end__in=window_ends
-        ).values_list("guardrail_id", "release_id", "market", "window_end")
+            release_id__in=release_ids, guardrail_id__in=guardrail_ids, window_start__in=phase_starts
+        ).values_list("guardrail_id", "release_id", "market", "window_start", "samples", "data_through")
     )
 
 
 def _totals(queryset: QuerySet[MetricSample], keys: Sequence[str]) -> dict[tuple[Any, ...], Totals]:
     rows = queryset.values(*keys).annotate(
-        num=Sum("numerator"), den=Sum("denominator"), avg_value=Avg("value"), windows=Count("id")
+        num=Sum("numerator"),
+        den=Sum("denominator"),
+        windows=Count("id"),
+        units_sum=Sum("units"),
+        sx=Sum("sum_x"),
+        sy=Sum("sum_y"),
+        sxx=Sum("sum_xx"),
+        syy=Sum("sum_yy"),
+        sxy=Sum("sum_xy"),
+        with_sums=Count("units"),
+        last_received=Max("received_at"),
+        last_end=Max("window_end"),
     )
     return {
         tuple(row[k] for k in keys): Totals(
-            numerator=row["num"] or 0, denominator=row["den"] or 0, value=row["avg_value"], windows=row["windows"]
+            numerator=row["num"] or 0,
+            denominator=row["den"] or 0,
+            windows=row["windows"],
+            units=row["units_sum"] or 0,
+            sum_x=row["sx"] or 0.0,
+            sum_y=row["sy"] or 0.0,
+            sum_xx=row["sxx"] or 0.0,
+            sum_yy=row["syy"] or 0.0,
+            sum_xy=row["sxy"] or 0.0,
+            windows_with_sums=row["with_sums"],
+            last_received=row["last_received"],
+            last_window_end=row["last_end"],
         )
         for row in rows
     }
 
 
-def _isolated_totals(
-    queryset: QuerySet[MetricSample], keys: Sequence[str], release_ids: Collection[int]
-) -> tuple[dict[tuple[Any, ...], Totals], dict[int, str]]:
+def _isolated(
+    aggregate: Any, queryset: QuerySet[MetricSample], release_ids: Collection[int]
+) -> tuple[dict[tuple[Any, ...], Any], dict[int, str]]:
     """One aggregate for all ``release_ids``; when the database refuses it (e.g. a float overflow adding up one
     release's values), the same aggregate release by release, so only the releases whose own rows fail are
     reported (release id → error) and the others are still judged. Savepoints keep the batch's transaction usable.
     """
     try:
         with transaction.atomic():
-            return _totals(queryset, keys), {}
+            return aggregate(queryset), {}
     except DatabaseError:
         pass
-    totals: dict[tuple[Any, ...], Totals] = {}
+    result: dict[tuple[Any, ...], Any] = {}
     failed: dict[int, str] = {}
     for release_id in sorted(release_ids):
         try:
             with transaction.atomic():
-                totals.update(_totals(queryset.filter(release_id=release_id), keys))
+                result.update(aggregate(queryset.filter(release_id=release_id)))
         except DatabaseError as exc:
             failed[release_id] = f"{type(exc).__name__}: {str(exc).strip()}"
-    return totals, failed
+    return result, failed
+
+
+COHORT_KEY = ["release_id", "metric_id", "market", "arm"]
+
+
+def cohort_samples(
+    *, release_ids: Collection[int], metric_ids: Collection[int], now: datetime
+) -> QuerySet[MetricSample]:
+    """The matured samples of each release's current phase, from each metric's source of record."""
+    return (
+        MetricSample.objects.filter(
+            release_id__in=release_ids, metric_id__in=metric_ids, source=F("metric__source_of_record")
+        )
+        .alias(phase_start=_PHASE_START, matured_at=F("window_end") + F("metric__maturation_period"))
+        .filter(window_start__gte=F("phase_start"), matured_at__lte=now)
+    )
+
+
+def _latest_values(queryset: QuerySet[MetricSample]) -> dict[tuple[Any, ...], Any]:
+    return {
+        tuple(row[k] for k in COHORT_KEY): row["value"]
+        for row in queryset.filter(value__isnull=False)
+        .annotate(rank=Window(RowNumber(), partition_by=[F(k) for k in COHORT_KEY], order_by=F("window_start").desc()))
+        .filter(rank=1)
+        .values(*COHORT_KEY, "value")
+    }
 
 
 def cohort_totals(
-    *, release_ids: Collection[int], metric_ids: Collection[int], start: datetime, end: datetime
+    *, release_ids: Collection[int], metric_ids: Collection[int], gauge_metric_ids: Collection[int], now: datetime
 ) -> tuple[dict[tuple[Any, ...], Totals], dict[int, str]]:
-    """Sample totals per (release, metric, market, arm) for windows inside [start, end], and the releases whose
-    samples could not be added up."""
-    queryset = MetricSample.objects.filter(
-        release_id__in=release_ids, metric_id__in=metric_ids, window_start__gte=start, window_end__lte=end
-    )
-    return _isolated_totals(queryset, ["release_id", "metric_id", "market", "arm"], release_ids)
+    """Totals per (release, metric, market, arm) of each release's current-phase cohort (one aggregate; one more
+    for the latest value of gauges), and the releases whose samples could not be added up."""
+    queryset = cohort_samples(release_ids=release_ids, metric_ids=metric_ids, now=now)
+    totals, failed = _isolated(lambda qs: _totals(qs, COHORT_KEY), queryset, release_ids)
+    if gauge_metric_ids:
+        values, failed_values = _isolated(_latest_values, queryset.filter(metric_id__in=gauge_metric_ids), release_ids)
+        for key, value in values.items():
+            if key in totals:
+                totals[key].value = value
+        failed.update(failed_values)
+    return totals, failed
 
 
 def release_totals(
     *, release_ids: Collection[int], metric_ids: Collection[int]
 ) -> tuple[dict[tuple[Any, ...], Totals], dict[int, str]]:
-    """All treatment samples per (release, metric, market): the previous verified release as a baseline."""
-    queryset = MetricSample.objects.filter(release_id__in=release_ids, metric_id__in=metric_ids, arm=Arm.TREATMENT)
-    return _isolated_totals(queryset, ["release_id", "metric_id", "market"], release_ids)
+    """The previous verified release as a baseline: its treatment samples of the metric's current version and
+    source of record, from its verification phase (all of them when it has none) — never other versions, never
+    every stage it went through."""
+    queryset = (
+        MetricSample.objects.filter(
+            release_id__in=release_ids,
+            metric_id__in=metric_ids,
+            arm=Arm.TREATMENT,
+            metric_version=F("metric__version"),
+            source=F("metric__source_of_record"),
+        )
+        .alias(since=Coalesce(F("release__verification_started_at"), F("release__created_at")))
+        .filter(window_start__gte=F("since"))
+    )
+    return _isolated(lambda qs: _totals(qs, ["release_id", "metric_id", "market"]), queryset, release_ids)
 
 
 def previous_verified_releases(releases: Sequence[Release]) -> dict[int, int]:
@@ -198,7 +283,8 @@ def previous_verified_releases(releases: Sequence[Release]) -> dict[int, int]:
 def latest_counters(
     *, release_ids: Sequence[int], guardrail_ids: Sequence[int]
 ) -> dict[tuple[int, int, str], Counters]:
-    """The counters after the latest look of each (guardrail, release, market) (one window-function query)."""
+    """The counters after the latest look of each (guardrail, release, market) (one window-function query): the
+    latest look is the latest row, since looks follow the data, not the clock."""
     return {
         (row["guardrail_id"], row["release_id"], row["market"]): Counters(
             failures=row["failures"], consecutive_passes=row["consecutive_passes"], breached=row["breached"]
@@ -208,7 +294,7 @@ def latest_counters(
             rank=Window(
                 RowNumber(),
                 partition_by=[F("guardrail_id"), F("release_id"), F("market")],
-                order_by=F("window_end").desc(),
+                order_by=F("id").desc(),
             )
         )
         .filter(rank=1)

@@ -23,7 +23,7 @@ from releases import services as release_services
 from releases.choices import ReleaseStatus
 from releases.models import Release
 
-from ..choices import Arm, Outcome
+from ..choices import Arm, IncidentKind, Outcome
 from ..models import Evaluation, Incident, MetricSample
 from ..selectors import effective_guardrails
 
@@ -48,9 +48,7 @@ def release_guardrail_status(*, release: Release) -> GuardrailStatus:
     latest = {
         (row["guardrail_id"], row["market"]): row
         for row in Evaluation.objects.filter(release_id=release.pk, guardrail_id__in=[g.pk for g in guardrails])
-        .annotate(
-            rank=Window(RowNumber(), partition_by=[F("guardrail_id"), F("market")], order_by=F("window_end").desc())
-        )
+        .annotate(rank=Window(RowNumber(), partition_by=[F("guardrail_id"), F("market")], order_by=F("id").desc()))
         .filter(rank=1)
         .values("guardrail_id", "market", "outcome", "breached")
     }
@@ -62,7 +60,14 @@ def release_guardrail_status(*, release: Release) -> GuardrailStatus:
                 status.failing.append(label)
             elif row is None or row["outcome"] != Outcome.PASS:
                 status.not_passing.append(f"{label}: {row['outcome'] if row else 'not evaluated yet'}")
-    status.open_incidents = list(Incident.objects.open().filter(release_id=release.pk).values_list("pk", flat=True))
+    # A data-quality incident (sample ratio mismatch) takes no release action; its relative verdicts are already
+    # inconclusive, which keeps automation waiting while a person may still decide.
+    status.open_incidents = list(
+        Incident.objects.open()
+        .filter(release_id=release.pk)
+        .exclude(kind=IncidentKind.DATA_QUALITY)
+        .values_list("pk", flat=True)
+    )
     return status
 
 
