@@ -300,3 +300,152 @@ def latest_counters(
         .filter(rank=1)
         .values("guardrail_id", "release_id", "market", "failures", "consecutive_passes", "breached")
     }
+
+
+# --- The experiment readout of one release -------------------------------------------------------------------
+
+
+def _other_sources(*, release: Release, now: datetime) -> dict[tuple[int, str, str], dict[str, Totals]]:
+    """Totals of the phase's matured samples from sources that are not the metric's source of record, per
+    (metric, market, arm) and source: stored and shown as discrepancies, never added to the judged cohort."""
+    rows = (
+        MetricSample.objects.filter(release_id=release.pk)
+        .exclude(source=F("metric__source_of_record"))
+        .alias(phase_start=_PHASE_START, matured_at=F("window_end") + F("metric__maturation_period"))
+        .filter(window_start__gte=F("phase_start"), matured_at__lte=now)
+        .values("metric_id", "market", "arm", "source")
+        .annotate(num=Sum("numerator"), den=Sum("denominator"), windows=Count("id"))
+    )
+    result: dict[tuple[int, str, str], dict[str, Totals]] = defaultdict(dict)
+    for row in rows:
+        result[(row["metric_id"], row["market"], row["arm"])][row["source"]] = Totals(
+            numerator=row["num"] or 0, denominator=row["den"] or 0, windows=row["windows"]
+        )
+    return result
+
+
+def release_readout(*, release: Release, now: datetime) -> dict[str, Any]:
+    """Every metric of the release's current phase per market: treatment vs control, the difference with its
+    always-valid interval (at the release's per-sequence confidence), the sample-ratio check, the latest verdict
+    of each guardrail on it, and other sources' counts as discrepancies. A handful of queries."""
+    from . import statistics as st
+    from .judging import TURN, Rule, rate_variance
+
+    guardrails = effective_guardrails([release])[release.pk]
+    markets = list(release.markets or [])
+    sequences = max(1, sum(1 for g in guardrails if g.bonferroni and not g.dry_run) * len(markets))
+    metrics = {m.pk: m for m in MetricDefinition.objects.all()}
+    totals, failed = cohort_totals(
+        release_ids=[release.pk],
+        metric_ids=list(metrics),
+        gauge_metric_ids=[pk for pk, m in metrics.items() if m.kind == "gauge"],
+        now=now,
+    )
+    discrepancies = _other_sources(release=release, now=now)
+    latest = {
+        (row["guardrail_id"], row["market"]): row
+        for row in Evaluation.objects.filter(release_id=release.pk)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("guardrail_id"), F("market")], order_by=F("id").desc()))
+        .filter(rank=1)
+        .values("guardrail_id", "market", "outcome", "reason", "sample_ratio_mismatch", "evaluated_at", "samples")
+    }
+    stage = release.current_stage
+    share = stage.traffic_percent / 100 if stage is not None and 0 < stage.traffic_percent < 100 else 0.5
+    default_confidence = st.bonferroni_confidence(0.95, sequences)
+    readout: dict[str, Any] = {
+        "release": release.pk,
+        "status": release.status,
+        "phase_start": phase_start(release),
+        "sequences": sequences,
+        "per_sequence_confidence": default_confidence,
+        "unreadable": failed.get(release.pk, ""),
+        "markets": [],
+    }
+    for market in markets:
+        srm = {"checked": False, "mismatch": False, "treatment_units": 0, "control_units": 0, "planned_share": share}
+        rows = []
+        for metric_id, metric in sorted(metrics.items(), key=lambda item: item[1].key):
+            treatment = totals.get((release.pk, metric_id, market, Arm.TREATMENT))
+            control = totals.get((release.pk, metric_id, market, Arm.CONTROL))
+            if treatment is None and control is None:
+                continue
+            treatment, control = treatment or Totals(), control or Totals()
+            row: dict[str, Any] = {
+                "metric": metric.key,
+                "kind": metric.kind,
+                "unit_of_analysis": metric.unit_of_analysis,
+                "treatment": _arm_view(treatment, metric.kind),
+                "control": _arm_view(control, metric.kind),
+                "difference": None,
+                "difference_lower": None,
+                "difference_upper": None,
+                "variance_method": "",
+                "verdicts": [
+                    {
+                        "guardrail": g.pk,
+                        "name": g.name,
+                        "outcome": latest[(g.pk, market)]["outcome"],
+                        "reason": latest[(g.pk, market)]["reason"],
+                    }
+                    for g in guardrails
+                    if g.metric_id == metric_id and (g.pk, market) in latest
+                ],
+                "discrepancies": [
+                    {"source": source, "arm": arm, **_arm_view(other, metric.kind)}
+                    for arm in (Arm.TREATMENT, Arm.CONTROL)
+                    for source, other in sorted(discrepancies.get((metric_id, market, arm), {}).items())
+                ],
+            }
+            if metric.kind == "rate" and treatment.denominator and control.denominator:
+                rule = Rule(
+                    kind="rate",
+                    direction=metric.direction,
+                    absolute_threshold=None,
+                    relative_margin=None,
+                    min_sample_size=0,
+                    confidence=default_confidence,
+                    tuning_n=1000,
+                    unit=metric.unit_of_analysis,
+                    design_effect=metric.design_effect,
+                )
+                try:
+                    t_var, t_n, method = rate_variance(rule, treatment)
+                    c_var, c_n, _ = rate_variance(rule, control)
+                    estimate = treatment.numerator / treatment.denominator - control.numerator / control.denominator
+                    interval = st.sequential_interval_from_variance(
+                        estimate, t_var + c_var, t_n + c_n, confidence=default_confidence, tuning_n=1000, bounds=(-1, 1)
+                    )
+                    row.update(
+                        difference=estimate,
+                        difference_lower=interval.lower,
+                        difference_upper=interval.upper,
+                        variance_method=method,
+                    )
+                except (ValueError, ArithmeticError) as exc:
+                    row["variance_method"] = f"error: {exc}"
+                if metric.unit_of_analysis != TURN and treatment.denominator > srm["treatment_units"]:
+                    srm.update(
+                        checked=True,
+                        treatment_units=treatment.denominator,
+                        control_units=control.denominator,
+                        mismatch=st.sample_ratio_mismatch(
+                            treatment.denominator, control.denominator, treatment_share=share
+                        ),
+                    )
+            rows.append(row)
+        flagged = any(row["sample_ratio_mismatch"] for key, row in latest.items() if key[1] == market)
+        srm["mismatch"] = srm["mismatch"] or flagged
+        readout["markets"].append({"market": market, "sample_ratio": srm, "metrics": rows})
+    return readout
+
+
+def _arm_view(totals: Totals, kind: str) -> dict[str, Any]:
+    if kind == "gauge":
+        return {"value": totals.value, "windows": totals.windows}
+    return {
+        "numerator": totals.numerator,
+        "denominator": totals.denominator,
+        "rate": totals.numerator / totals.denominator if totals.denominator else None,
+        "windows": totals.windows,
+        "units": totals.units if totals.has_unit_sums else None,
+    }
