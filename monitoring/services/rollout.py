@@ -104,7 +104,10 @@ def stage_sample_sizes(release_ids: list[int]) -> dict[int, int]:
     """Conversations seen since each release's current stage started: the largest denominator of any metric."""
     rows = (
         MetricSample.objects.filter(
-            release_id__in=release_ids, arm=Arm.TREATMENT, window_start__gte=F("release__stage_started_at")
+            release_id__in=release_ids,
+            arm=Arm.TREATMENT,
+            window_start__gte=F("release__stage_started_at"),
+            source=F("metric__source_of_record"),  # a second source's copy of a window is not more traffic
         )
         .values("release_id", "metric_id")
         .annotate(total=Sum("denominator"))
