@@ -135,13 +135,20 @@ _PHASE_START = Case(
 
 
 def evaluated_looks(
-    *, release_ids: Sequence[int], guardrail_ids: Sequence[int], phase_starts: Collection[datetime]
+    *,
+    release_ids: Sequence[int],
+    guardrail_ids: Sequence[int],
+    phase_starts: Collection[datetime],
+    data_throughs: Collection[datetime],
 ) -> set[tuple[int, int, str, datetime, int, datetime]]:
     """(guardrail, release, market, phase start, samples, data through) already looked at: the same data again
-    writes nothing."""
+    writes nothing. Only the candidates' own data identities are fetched, not every earlier look of the phase."""
     return set(
         Evaluation.objects.filter(
-            release_id__in=release_ids, guardrail_id__in=guardrail_ids, window_start__in=phase_starts
+            release_id__in=release_ids,
+            guardrail_id__in=guardrail_ids,
+            window_start__in=phase_starts,
+            data_through__in=data_throughs,
         ).values_list("guardrail_id", "release_id", "market", "window_start", "samples", "data_through")
     )
 

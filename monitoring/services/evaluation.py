@@ -208,6 +208,7 @@ def _looks_to_take(releases: Sequence[Release], by_release: dict[int, list[Guard
         release_ids=[r.pk for r in releases],
         guardrail_ids=list({look.guardrail.pk for look in candidates}),
         phase_starts={look.phase_start for look in candidates},
+        data_throughs={look.data_through for look in candidates},
     )
     pending = [
         look
