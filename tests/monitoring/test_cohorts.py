@@ -264,3 +264,32 @@ def test_slow_turn_rate_is_seeded_as_a_turn_level_rate_with_its_threshold():
     slow = MetricDefinition.objects.get(key="slow_turn_rate")
     assert (slow.kind, slow.unit_of_analysis, slow.slow_threshold_ms) == ("rate", TURN, 3000)
     assert MetricDefinition.objects.get(key="error_rate").unit_of_analysis == TURN
+
+
+@pytest.mark.django_db
+def test_each_ingest_enqueues_a_look_that_writes_at_once(
+    rolling_release, error_rate, django_capture_on_commit_callbacks, monkeypatch
+):
+    # Was: the look keyed on floor(now, interval) was already taken, so the look ingestion enqueued wrote nothing
+    # and the breach waited for the next interval. Now each ingest's data is a new look, judged by its task.
+    from config.celery import app
+    from monitoring.services import metric_samples_ingest
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    make_guardrail(rolling_release, error_rate, failure_limit=1)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for look, hours_ago in enumerate((3, 2)):
+        with django_capture_on_commit_callbacks(execute=True):
+            metric_samples_ingest(
+                rows=[
+                    sample_row(
+                        rolling_release,
+                        "error_rate",
+                        numerator=300,
+                        denominator=1000,
+                        window_start=hour - timedelta(hours=hours_ago),
+                    )
+                ]
+            )
+        assert Evaluation.objects.filter(market="US").count() == look + 1
+    assert Incident.objects.get().release_id == rolling_release.pk  # the second failing look breached
