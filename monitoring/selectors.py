@@ -357,7 +357,15 @@ def release_readout(*, release: Release, now: datetime) -> dict[str, Any]:
         .values("guardrail_id", "market", "outcome", "reason", "sample_ratio_mismatch", "evaluated_at", "samples")
     }
     stage = release.current_stage
-    share = stage.traffic_percent / 100 if stage is not None and 0 < stage.traffic_percent < 100 else 0.5
+    # The planned split, as the evaluation takes it: a guardrail's declared share, else the stage's percent below
+    # 100% (not in verification), else even.
+    declared = [g.planned_treatment_share for g in guardrails if g.planned_treatment_share is not None]
+    if declared:
+        share = declared[0]
+    elif release.status != ReleaseStatus.VERIFYING and stage is not None and stage.traffic_percent < 100:
+        share = stage.traffic_percent / 100
+    else:
+        share = 0.5
     default_confidence = st.bonferroni_confidence(0.95, sequences)
     readout: dict[str, Any] = {
         "release": release.pk,

@@ -255,7 +255,7 @@ def test_the_readout_compares_treatment_and_control_with_an_always_valid_interva
     assert row["metric"] == "csat" and row["difference"] == pytest.approx(-0.15)
     assert row["difference_lower"] < -0.15 < row["difference_upper"] < -0.03
     assert row["verdicts"][0]["outcome"] == Outcome.FAIL
-    assert us["sample_ratio"]["checked"] is True
+    assert us["sample_ratio"]["checked"] is True and us["sample_ratio"]["mismatch"] is False  # 2000 vs 2000, 50/50
     assert api_as(auditor).get("/api/v1/releases/999999/readout/").status_code == 404
 
 
