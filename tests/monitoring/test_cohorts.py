@@ -293,3 +293,22 @@ def test_each_ingest_enqueues_a_look_that_writes_at_once(
             )
         assert Evaluation.objects.filter(market="US").count() == look + 1
     assert Incident.objects.get().release_id == rolling_release.pk  # the second failing look breached
+
+
+@pytest.mark.django_db
+def test_unit_sums_are_all_or_none_and_agree_with_the_counts(rolling_release):
+    from monitoring.errors import InvalidRows
+    from monitoring.services.ingestion import validate_samples
+
+    good = {"units": 200, "sum_x": 30, "sum_y": 1000, "sum_xx": 50, "sum_yy": 5200, "sum_xy": 160}
+    [sample] = validate_samples([sample_row(rolling_release, "error_rate", numerator=30, denominator=1000, **good)])
+    assert (sample.units, sample.sum_xy) == (200, 160)
+    with pytest.raises(InvalidRows) as bad:
+        validate_samples(
+            [
+                sample_row(rolling_release, "error_rate", numerator=30, denominator=1000, units=200, sum_x=30),
+                sample_row(rolling_release, "error_rate", numerator=31, denominator=1000, **good, market="DE"),
+            ]
+        )
+    rows = {row["index"]: row["errors"] for row in bad.value.rows}
+    assert "units" in rows[0] and "sum_x" in rows[1]
