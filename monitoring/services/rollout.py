@@ -35,6 +35,8 @@ class GuardrailStatus:
     failing: list[str] = field(default_factory=list)
     not_passing: list[str] = field(default_factory=list)
     open_incidents: list[int] = field(default_factory=list)
+    # Open data-quality incidents (sample ratio mismatch): shown, never blocking.
+    data_quality_incidents: list[int] = field(default_factory=list)
 
     @property
     def all_pass(self) -> bool:
@@ -62,12 +64,8 @@ def release_guardrail_status(*, release: Release) -> GuardrailStatus:
                 status.not_passing.append(f"{label}: {row['outcome'] if row else 'not evaluated yet'}")
     # A data-quality incident (sample ratio mismatch) takes no release action; its relative verdicts are already
     # inconclusive, which keeps automation waiting while a person may still decide.
-    status.open_incidents = list(
-        Incident.objects.open()
-        .filter(release_id=release.pk)
-        .exclude(kind=IncidentKind.DATA_QUALITY)
-        .values_list("pk", flat=True)
-    )
+    for pk, kind in Incident.objects.open().filter(release_id=release.pk).order_by("pk").values_list("pk", "kind"):
+        (status.data_quality_incidents if kind == IncidentKind.DATA_QUALITY else status.open_incidents).append(pk)
     return status
 
 
@@ -78,6 +76,7 @@ def guardrails_guard(context: hooks.TransitionContext) -> None:
         "failing": status.failing,
         "not_passing": status.not_passing,
         "open_incidents": status.open_incidents,
+        "data_quality_incidents": status.data_quality_incidents,
     }
     if context.override:
         return

@@ -174,6 +174,7 @@ def test_srm_on_ten_thousand_vs_six_hundred_makes_relative_verdicts_inconclusive
     assert rolling_release.status == ReleaseStatus.ROLLING_OUT  # no release action
     status = release_guardrail_status(release=rolling_release)
     assert status.open_incidents == [] and any("inconclusive" in label for label in status.not_passing)
+    assert status.data_quality_incidents == [incident.pk]  # shown with the release's guardrail status
     # A later look that still mismatches does not open a second one.
     ingest(
         sample_row(rolling_release, "csat", numerator=8000, denominator=10_000, window_start=start + timedelta(hours=1))
