@@ -106,6 +106,17 @@ class Rule:
     design_effect: float = 1.0
     first_release: bool = True
     treatment_share: float = 0.5
+    # The release and market's split as the service measured it (treatment, control conversations) on the metric
+    # that counts them best; None: judge the split on this metric's own counts.
+    split: tuple[int, int] | None = None
+
+
+def split_units(metric_unit: str, treatment: Totals, control: Totals) -> tuple[int, int] | None:
+    """The conversations behind two arms of one metric, when they are known: a conversation-level rate's
+    denominators, a turn-level rate's per-unit ``units`` (None without the sums)."""
+    if metric_unit == TURN:
+        return (treatment.units, control.units) if treatment.has_unit_sums and control.has_unit_sums else None
+    return treatment.denominator, control.denominator
 
 
 @dataclass
@@ -257,12 +268,13 @@ def _relative(
     if baseline.denominator < rule.min_sample_size:
         judgement.note(REASON_BASELINE_SMALL, f"baseline {baseline.denominator} of {rule.min_sample_size}")
         return st.INSUFFICIENT_DATA
+    t_units = c_units = 0
     if baseline_is_control:
-        # The split is by conversation: a conversation-level rate's denominators are the units; a turn-level
-        # rate's units are known only from its per-unit sums (without them the split is not tested here).
-        t_units = treatment.units if rule.unit == TURN else treatment.denominator
-        c_units = baseline.units if rule.unit == TURN else baseline.denominator
-        if rule.unit != TURN or (treatment.has_unit_sums and baseline.has_unit_sums):
+        # The split is by conversation, so it is tested on conversation counts: the release and market's (given by
+        # the service), else this metric's own when they are conversations.
+        split = rule.split or split_units(rule.unit, treatment, baseline)
+        if split is not None:
+            t_units, c_units = split
             judgement.sample_ratio_mismatch = st.sample_ratio_mismatch(
                 t_units, c_units, treatment_share=rule.treatment_share
             )

@@ -36,7 +36,7 @@ from releases.state_machine import PAUSE, ROLLBACK
 from .. import selectors
 from .. import statistics as st
 from ..choices import Arm, BaselineSource, GuardrailAction, IncidentEventKind, Outcome
-from ..judging import GAUGE, Counters, Judgement, Rule, Totals, judge_safely, next_counters
+from ..judging import GAUGE, Counters, Judgement, Rule, Totals, judge_safely, next_counters, split_units
 from ..models import Evaluation, Guardrail, Incident, incident_dedup_key
 from .incidents import incident_event_add, incident_open_data_quality, incident_resolve, incident_trigger
 
@@ -230,7 +230,36 @@ def planned_treatment_share(guardrail: Guardrail, release: Release) -> float:
     return 0.5
 
 
-def rule_for(guardrail: Guardrail, *, sequences: int = 1, first_release: bool = True, share: float = 0.5) -> Rule:
+def release_splits(
+    cohorts: _Cohorts, releases: Sequence[Release], metrics: dict[int, Any]
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """(release, market) → (treatment, control) conversations of its phase, for the sample-ratio test: from the
+    metric that counts the most conversations in both arms (a conversation-level denominator, or a turn-level
+    metric's per-unit ``units``). A metric whose denominator is a subset (CSAT: rated conversations) counts fewer
+    and is not chosen while a whole-traffic metric is there."""
+    wanted = {r.pk for r in releases}
+    best: dict[tuple[int, str], tuple[int, int]] = {}
+    for (release_id, metric_id, market, arm), treatment in cohorts.totals.items():
+        if arm != Arm.TREATMENT or release_id not in wanted or metric_id not in metrics:
+            continue
+        control = cohorts.totals.get((release_id, metric_id, market, Arm.CONTROL))
+        metric = metrics[metric_id]
+        if control is None or metric.kind == GAUGE:
+            continue
+        split = split_units(metric.unit_of_analysis, treatment, control)
+        if split is not None and sum(split) > sum(best.get((release_id, market), (0, 0))):
+            best[(release_id, market)] = split
+    return best
+
+
+def rule_for(
+    guardrail: Guardrail,
+    *,
+    sequences: int = 1,
+    first_release: bool = True,
+    share: float = 0.5,
+    split: tuple[int, int] | None = None,
+) -> Rule:
     return Rule(
         kind=guardrail.metric.kind,
         direction=guardrail.metric.direction,
@@ -243,6 +272,7 @@ def rule_for(guardrail: Guardrail, *, sequences: int = 1, first_release: bool = 
         design_effect=guardrail.metric.design_effect,
         first_release=first_release,
         treatment_share=share,
+        split=split,
     )
 
 
@@ -267,6 +297,8 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
     """One evaluation per pending look: judged (each cohort on its own, so one release's bad data is its own
     ``error``), with the counters carried over from the previous look."""
     evaluations: list[Evaluation] = []
+    metrics = {look.guardrail.metric_id: look.guardrail.metric for look in looks.pending}
+    splits = release_splits(cohorts, list({look.release.pk: look.release for look in looks.pending}.values()), metrics)
     for look in looks.pending:
         guardrail, release, market = look.guardrail, look.release, look.market
         baseline_source: str = BaselineSource.NONE
@@ -275,6 +307,7 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
             sequences=looks.sequences[release.pk],
             first_release=release.pk not in cohorts.previous_release,
             share=planned_treatment_share(guardrail, release),
+            split=splits.get((release.pk, market)),
         )
         if release.pk in cohorts.unreadable:
             judgement = Judgement(outcome=Outcome.ERROR, detail=cohorts.unreadable[release.pk])

@@ -313,3 +313,33 @@ def test_unit_sums_are_all_or_none_and_agree_with_the_counts(rolling_release):
         )
     rows = {row["index"]: row["errors"] for row in bad.value.rows}
     assert "units" in rows[0] and "sum_x" in rows[1]
+
+
+@pytest.mark.django_db
+def test_the_split_is_tested_on_whole_traffic_not_on_a_subset_like_rated_conversations(rolling_release, csat):
+    # The treatment may well be rated more often (a real effect on the response rate): CSAT's denominators are not
+    # the split. The release and market's split comes from the metric counting the most conversations.
+    escalation = MetricDefinition.objects.get(key="escalation_rate")
+    for metric in (csat, escalation):
+        make_guardrail(
+            rolling_release,
+            metric,
+            absolute_threshold=None,
+            relative_margin=0.05,
+            min_sample_size=500,
+            planned_treatment_share=0.5,
+        )
+    start = timezone.now() - timedelta(days=2)
+    ingest(
+        sample_row(rolling_release, "escalation_rate", numerator=2000, denominator=10_000, window_start=start),
+        sample_row(
+            rolling_release, "escalation_rate", numerator=2000, denominator=10_000, window_start=start, arm="control"
+        ),
+        sample_row(rolling_release, "csat", numerator=2400, denominator=3000, window_start=start),
+        sample_row(rolling_release, "csat", numerator=1200, denominator=1500, window_start=start, arm="control"),
+    )
+    guardrails_evaluate(now=timezone.now())
+    looks = Evaluation.objects.filter(market="US")
+    assert {e.guardrail.metric.key: e.sample_ratio_mismatch for e in looks} == {"csat": False, "escalation_rate": False}
+    assert {e.outcome for e in looks} == {Outcome.PASS}
+    assert not Incident.objects.exists()
