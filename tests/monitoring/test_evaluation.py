@@ -463,3 +463,23 @@ def test_a_1e308_gauge_value_is_judged_without_overflowing_anything(author, no_d
     gauge = Evaluation.objects.get(release=poisoned, market="US")
     assert (gauge.outcome, gauge.n, gauge.variance_method) == (Outcome.FAIL, 2, "none")
     assert Incident.objects.filter(release=other).count() == 1
+
+
+def test_manual_resolve_then_recovery_opens_nothing_and_resolves_nothing(rolling_release, error_rate, oncall):
+    # README, "Manual resolve and recovery": a person's resolution leaves the counters; passing looks recover the
+    # guardrail without reopening, and a recovery with no open incident has nothing to resolve.
+    make_guardrail(rolling_release, error_rate, consecutive_success_limit=2)
+    now = timezone.now()
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=_hour(5)))
+    _cycle(now)
+    incident_resolve(incident=Incident.objects.get(), actor=oncall, resolution=Resolution.FIXED, note="hotfix")
+    counters = []
+    for look, hours_ago in enumerate((4, 3, 2)):
+        ingest(sample_row(rolling_release, "error_rate", numerator=0, denominator=5000, window_start=_hour(hours_ago)))
+        result = _cycle(now + minutes(look + 1))
+        assert result.incidents_opened == result.incidents_resolved == 0
+        us = Evaluation.objects.filter(market="US").order_by("-id").first()
+        counters.append((us.outcome, us.consecutive_passes, us.breached))
+    assert counters[0][2] is True  # still breached after the person's resolution
+    assert counters[-1][2] is False and counters[-1][0] == Outcome.PASS
+    assert Incident.objects.count() == 1 and Incident.objects.get().resolution == Resolution.FIXED

@@ -147,3 +147,24 @@ def test_one_release_raising_does_not_stop_the_others(author, no_default_guardra
     assert result.failed == {broken.pk: "ZeroDivisionError: a bug met this release's data"}
     broken.refresh_from_db()
     assert broken.current_stage.position == 1
+
+
+def test_a_solutions_first_release_under_the_seeded_defaults_can_be_promoted_automatically(author, solution):
+    # Issue 9 (9): every seeded relative default had no baseline on a first release and stayed insufficient_data,
+    # so auto-promotion never happened. With the absolute floors, good data without a control arm is enough.
+    release = put_live(make_release(author=author, solution=solution, auto_promote=True, risk_level="medium"))
+    start = timezone.now() - timedelta(days=2)
+    for market in ("US", "DE"):
+        ingest(
+            sample_row(release, "error_rate", numerator=10, denominator=5000, market=market, window_start=start),
+            sample_row(release, "escalation_rate", numerator=300, denominator=2000, market=market, window_start=start),
+            sample_row(release, "csat", numerator=1700, denominator=2000, market=market, window_start=start),
+        )
+    guardrails_evaluate()
+    looks = Evaluation.objects.filter(release=release)
+    assert {e.guardrail.risk_level for e in looks} == {"medium"} and looks.count() == 6
+    assert {(e.outcome, e.reason) for e in looks if e.guardrail.relative_margin is not None} == {
+        (Outcome.PASS, "no_control_arm")
+    }
+    assert {e.outcome for e in looks} == {Outcome.PASS}
+    assert rollout_automate().promoted == [release.pk]
