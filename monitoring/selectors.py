@@ -252,6 +252,25 @@ def cohort_totals(
     return totals, failed
 
 
+def cohort_identities(
+    *, release_ids: Collection[int], metric_ids: Collection[int], now: datetime
+) -> dict[tuple[Any, ...], Totals]:
+    """Only what identifies a look (windows, latest receipt, latest window end) per (release, metric, market, arm),
+    for releases whose sums could not be added up: counting and maxima cannot overflow, so their ``error`` look is
+    still taken once per new data, never hidden behind an earlier look's identity."""
+    rows = (
+        cohort_samples(release_ids=release_ids, metric_ids=metric_ids, now=now)
+        .values(*COHORT_KEY)
+        .annotate(windows=Count("id"), last_received=Max("received_at"), last_end=Max("window_end"))
+    )
+    return {
+        tuple(row[k] for k in COHORT_KEY): Totals(
+            windows=row["windows"], last_received=row["last_received"], last_window_end=row["last_end"]
+        )
+        for row in rows
+    }
+
+
 def release_totals(
     *, release_ids: Collection[int], metric_ids: Collection[int]
 ) -> tuple[dict[tuple[Any, ...], Totals], dict[int, str]]:

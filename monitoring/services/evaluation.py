@@ -159,6 +159,12 @@ def _read_cohorts(releases: Sequence[Release], by_release: dict[int, list[Guardr
         gauge_metric_ids=[pk for pk, m in metrics.items() if m.kind == GAUGE],
         now=now,
     )
+    if unreadable:
+        # Their looks are ``error``; identify them by what arrived, as any other look (one more query, only then).
+        for key, identity in selectors.cohort_identities(
+            release_ids=list(unreadable), metric_ids=list(metrics), now=now
+        ).items():
+            totals.setdefault(key, identity)
     # The previous verified release of each solution: the baseline without a control arm, and whether a release
     # is its solution's first (then, without a control arm, its absolute bounds judge it).
     previous_release = selectors.previous_verified_releases(list(releases))
