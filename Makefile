@@ -59,7 +59,8 @@ fuzz: $(VENV)/.dev-installed
 smoke: $(VENV)/.runtime-installed
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) scripts/smoke_embedded.py
 
-## bench: performance figures next to a same-run PostgreSQL baseline.
+## bench: performance figures next to a same-run PostgreSQL baseline, and the verdict figures (A/A false alarms,
+## power, breach → incident latency with a real worker on Redis). BENCH_SCALE=0.1 make bench for a quick run.
 bench: $(VENV)/.dev-installed
 	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) scripts/wait_for_postgres.py
 	@for bench in benchmarks/bench_*.py; do \

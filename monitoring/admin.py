@@ -56,7 +56,17 @@ class ReadOnlyAdminMixin:
 
 @admin.register(MetricDefinition)
 class MetricDefinitionAdmin(GovernedModelAdmin):
-    list_display = ["key", "name", "kind", "direction", "version", "maturation_period"]
+    list_display = [
+        "key",
+        "name",
+        "kind",
+        "direction",
+        "unit_of_analysis",
+        "design_effect",
+        "source_of_record",
+        "version",
+        "maturation_period",
+    ]
     list_filter = ["kind", "direction"]
     search_fields = ["key", "name"]
     readonly_fields = ["key", "kind", "direction"]
@@ -141,10 +151,29 @@ class GuardrailAdmin(GovernedModelAdmin):
 
 @admin.register(Evaluation)
 class EvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["window_end", "guardrail", "release", "market", "outcome", "observed", "lower", "upper", "n"]
-    list_filter = ["outcome", "breached", "dry_run", "market"]
+    # What the look saw (samples, data through) and how it was judged: the variance method says whether a
+    # turn-level rate used the delta method or a declared design effect (gauges: none), the confidence is the
+    # per-sequence level after the release's α split over its guardrails × markets.
+    list_display = [
+        "evaluated_at",
+        "guardrail",
+        "release",
+        "market",
+        "outcome",
+        "reason",
+        "observed",
+        "lower",
+        "upper",
+        "n",
+        "samples",
+        "variance_method",
+        "confidence",
+        "sequences",
+        "sample_ratio_mismatch",
+    ]
+    list_filter = ["outcome", "breached", "dry_run", "sample_ratio_mismatch", "variance_method", "market"]
     list_select_related = ["guardrail", "release", "release__solution"]
-    date_hierarchy = "window_end"
+    date_hierarchy = "evaluated_at"
 
 
 class UnacknowledgedFilter(admin.SimpleListFilter):
@@ -237,6 +266,7 @@ class IncidentAdmin(GovernedModelAdmin):
         "id",
         "title",
         "status",
+        "kind",
         "severity",
         "release",
         "market",
@@ -246,13 +276,13 @@ class IncidentAdmin(GovernedModelAdmin):
         "escalated_at",
     ]
     list_display_links = ["id", "title"]
-    list_filter = ["status", UnacknowledgedFilter, "severity", "assignee", "market"]
+    list_filter = ["status", UnacknowledgedFilter, "kind", "severity", "assignee", "market"]
     list_select_related = ["release", "release__solution", "assignee", "guardrail"]
     search_fields = ["title", "dedup_key"]
     ordering = ["-opened_at"]
     actions = ["acknowledge_selected", "assign_to_me", "resolve_false_positive"]
     inlines = [IncidentEventInline]
-    readonly_fields = [*INCIDENT_LIFECYCLE_FIELDS, "fired_by"]
+    readonly_fields = [*INCIDENT_LIFECYCLE_FIELDS, "kind", "fired_by"]
     fieldsets = [
         ("Incident", {"fields": ["title", "status", "severity", "release", "guardrail", "market", "dedup_key"]}),
         (

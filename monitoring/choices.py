@@ -124,3 +124,20 @@ class DeliveryStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed (gave up)"  # before dead-lettering existed; migration 0003 moved these rows to DEAD
     DEAD = "dead", "Dead-lettered (retries exhausted; redrive it)"
+
+
+class UnitOfAnalysis(models.TextChoices):
+    CONVERSATION = "conversation", "Conversation (the randomisation unit)"
+    TURN = "turn", "Turn (clustered in conversations)"
+
+
+class VarianceMethod(models.TextChoices):
+    BINOMIAL = "binomial", "Binomial (independent conversations)"
+    DELTA = "delta_method", "Delta method over per-conversation sums"
+    DESIGN_EFFECT = "design_effect", "Binomial × declared design effect (no per-conversation sums)"
+    NONE = "none", "None: each gauge window compared with the bound"
+
+
+class IncidentKind(models.TextChoices):
+    GUARDRAIL = "guardrail", "Guardrail failing"
+    DATA_QUALITY = "data_quality", "Data quality (no release action)"

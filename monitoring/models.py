@@ -32,11 +32,14 @@ from .choices import (
     GuardrailAction,
     GuardrailScope,
     IncidentEventKind,
+    IncidentKind,
     IncidentStatus,
     MetricKind,
     Outcome,
     Resolution,
     Severity,
+    UnitOfAnalysis,
+    VarianceMethod,
 )
 
 
@@ -68,6 +71,30 @@ class MetricDefinition(models.Model):
         blank=True,
         help_text="Largest accepted sample: a rate's numerator and denominator (counts), a gauge's value. "
         "Empty: no bound.",
+    )
+
+    # What one observation is, and how the variance is computed (METRICS.md, "Units, clustering and gauges").
+    unit_of_analysis = models.CharField(
+        max_length=16,
+        choices=UnitOfAnalysis.choices,
+        default=UnitOfAnalysis.CONVERSATION,
+        help_text="Traffic is split by conversation. A turn-level rate (error_rate) is judged with the delta method "
+        "when its samples carry the per-conversation sums, else with the design effect below.",
+    )
+    design_effect = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(1.0)],
+        help_text="Variance inflation declared for a turn-level rate whose samples lack the per-conversation sums.",
+    )
+    slow_threshold_ms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="For a latency rate (slow_turn_rate): the L a turn is slower than to count in the numerator.",
+    )
+    source_of_record = models.CharField(
+        max_length=64,
+        default="api",
+        help_text="The only source whose samples are judged; other sources are stored and shown as discrepancies.",
     )
 
     history = HistoricalRecords()
@@ -114,6 +141,14 @@ class MetricSample(models.Model):
     numerator = models.BigIntegerField(null=True, blank=True)
     denominator = models.BigIntegerField(null=True, blank=True)
     value = models.FloatField(null=True, blank=True)
+    # Per-unit sums for the delta method (x = numerator per conversation, y = denominator per conversation), sent
+    # for a turn-level rate; all or none.
+    units = models.BigIntegerField(null=True, blank=True, help_text="Conversations k behind the turn counts.")
+    sum_x = models.FloatField(null=True, blank=True)
+    sum_y = models.FloatField(null=True, blank=True)
+    sum_xx = models.FloatField(null=True, blank=True)
+    sum_yy = models.FloatField(null=True, blank=True)
+    sum_xy = models.FloatField(null=True, blank=True)
     received_at = models.DateTimeField()
 
     objects = MetricSampleQuerySet.as_manager()
@@ -180,10 +215,25 @@ class Guardrail(models.Model):
         default=500, help_text="Below this denominator the outcome is 'insufficient data', never a failure."
     )
     evaluation_window = models.DurationField(
-        default=timedelta(hours=24), help_text="How far back the samples of one evaluation reach."
+        default=timedelta(hours=24),
+        help_text="Not used for judging any more: the cohort is every matured sample since the current phase began "
+        "(a rolling window voids the always-valid guarantee). Kept for the record of older evaluations.",
     )
     evaluation_interval = models.DurationField(
-        default=timedelta(minutes=5), help_text="One evaluation per interval; window ends are aligned to it."
+        default=timedelta(minutes=5),
+        help_text="Not used for judging any more: a look happens when the cohort's data changes.",
+    )
+    bonferroni = models.BooleanField(
+        default=True,
+        help_text="Share the release's α with its other guardrails × markets (α/K each). Off: this guardrail "
+        "keeps its whole α (and the release's false-alarm rate grows by it).",
+    )
+    planned_treatment_share = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
+        help_text="Treatment share of treatment + control conversations for the sample-ratio check. Empty: the "
+        "stage's traffic percent below 100%, else an even split.",
     )
     confidence = models.FloatField(default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(0.999)])
     failure_limit = models.IntegerField(default=0, validators=[MinValueValidator(-1)])
@@ -261,7 +311,9 @@ class Guardrail(models.Model):
 
 
 class Evaluation(models.Model):
-    """One look of one guardrail at one release and market, for the window ending at ``window_end``."""
+    """One look of one guardrail at one release and market: the cohort of the current phase (``window_start`` is
+    the phase start) as it was when ``samples`` matured samples had arrived, the latest at ``data_through``.
+    ``window_end`` is the end of the latest window in the cohort. The same data is never looked at twice."""
 
     guardrail = models.ForeignKey(Guardrail, on_delete=models.PROTECT, related_name="evaluations")
     release = models.ForeignKey("releases.Release", on_delete=models.PROTECT, related_name="evaluations")
@@ -284,16 +336,27 @@ class Evaluation(models.Model):
     breached = models.BooleanField(default=False)
     dry_run = models.BooleanField(default=False)
     detail = models.TextField(blank=True)
+    reason = models.CharField(max_length=40, blank=True, help_text="Why the outcome is not a verdict, in short.")
+    samples = models.PositiveIntegerField(default=0, help_text="Matured samples (both arms) this look saw.")
+    data_through = models.DateTimeField(help_text="The latest receipt among them (the phase start when none).")
+    confidence = models.FloatField(null=True, blank=True, help_text="Per-sequence confidence after the α split.")
+    sequences = models.PositiveIntegerField(default=1, help_text="K: the release's guardrails × markets sharing α.")
+    variance_method = models.CharField(max_length=16, choices=VarianceMethod.choices, blank=True)
+    sample_ratio_mismatch = models.BooleanField(default=False)
     evaluated_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["-window_end", "id"]
+        ordering = ["-evaluated_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["guardrail", "release", "market", "window_end"], name="evaluation_one_per_window"
+                fields=["guardrail", "release", "market", "window_start", "samples", "data_through"],
+                name="evaluation_one_per_look",
             )
         ]
-        indexes = [models.Index(fields=["release", "-window_end"], name="evaluation_release_idx")]
+        indexes = [
+            models.Index(fields=["release", "-window_end"], name="evaluation_release_idx"),
+            models.Index(fields=["guardrail", "release", "market", "-id"], name="evaluation_latest_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.guardrail_id}/{self.release_id}/{self.market} @ {self.window_end:%Y-%m-%d %H:%M}: {self.outcome}"
@@ -323,6 +386,13 @@ class Incident(models.Model):
         max_length=16, choices=IncidentStatus.choices, default=IncidentStatus.TRIGGERED, editable=False
     )
     severity = models.CharField(max_length=8, choices=Severity.choices)
+    kind = models.CharField(
+        max_length=16,
+        choices=IncidentKind.choices,
+        default=IncidentKind.GUARDRAIL,
+        editable=False,
+        help_text="A data-quality incident (sample ratio mismatch) never pauses, rolls back or blocks the release.",
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_incidents"
     )

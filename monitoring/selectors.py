@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import Avg, Count, F, Prefetch, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Case, Count, F, Max, Prefetch, Q, QuerySet, Sum, When, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from releases.choices import LIVE_STATES, ReleaseStatus
 from releases.models import Release
@@ -79,7 +79,11 @@ def live_release_ids(*, release_ids: Iterable[int] | None = None) -> list[int]:
 
 
 def live_releases(release_ids: Sequence[int]) -> QuerySet[Release]:
-    return Release.objects.filter(id__in=release_ids, status__in=LIVE_STATES).order_by("id")
+    return (
+        Release.objects.filter(id__in=release_ids, status__in=LIVE_STATES)
+        .select_related("current_stage")
+        .order_by("id")
+    )
 
 
 def effective_guardrails(releases: Sequence[Release]) -> dict[int, list[Guardrail]]:
@@ -115,69 +119,176 @@ def effective_guardrails(releases: Sequence[Release]) -> dict[int, list[Guardrai
     }
 
 
+def phase_start(release: Release) -> datetime | None:
+    """When the release's current phase began: verification, else its current stage (a promotion or a resume
+    starts a new one). The cohort is every matured sample whose window starts at or after it (METRICS.md)."""
+    if release.status == ReleaseStatus.VERIFYING:
+        return release.verification_started_at
+    return release.stage_started_at or release.created_at
+
+
+# The same rule in SQL, so one aggregate serves every release of a batch.
+_PHASE_START = Case(
+    When(release__status=ReleaseStatus.VERIFYING, then=F("release__verification_started_at")),
+    default=Coalesce(F("release__stage_started_at"), F("release__created_at")),
+)
+
+
 def evaluated_looks(
-    *, release_ids: Sequence[int], guardrail_ids: Sequence[int], window_ends: Collection[datetime]
-) -> set[tuple[int, int, str, datetime]]:
-    """(guardrail, release, market, window_end) already evaluated: looking again at them writes nothing."""
+    *,
+    release_ids: Sequence[int],
+    guardrail_ids: Sequence[int],
+    phase_starts: Collection[datetime],
+    data_throughs: Collection[datetime],
+) -> set[tuple[int, int, str, datetime, int, datetime]]:
+    """(guardrail, release, market, phase start, samples, data through) already looked at: the same data again
+    writes nothing. Only the candidates' own data identities are fetched, not every earlier look of the phase."""
     return set(
         Evaluation.objects.filter(
-            release_id__in=release_ids, guardrail_id__in=guardrail_ids, window_end__in=window_ends
-        ).values_list("guardrail_id", "release_id", "market", "window_end")
+            release_id__in=release_ids,
+            guardrail_id__in=guardrail_ids,
+            window_start__in=phase_starts,
+            data_through__in=data_throughs,
+        ).values_list("guardrail_id", "release_id", "market", "window_start", "samples", "data_through")
     )
 
 
 def _totals(queryset: QuerySet[MetricSample], keys: Sequence[str]) -> dict[tuple[Any, ...], Totals]:
     rows = queryset.values(*keys).annotate(
-        num=Sum("numerator"), den=Sum("denominator"), avg_value=Avg("value"), windows=Count("id")
+        num=Sum("numerator"),
+        den=Sum("denominator"),
+        windows=Count("id"),
+        units_sum=Sum("units"),
+        sx=Sum("sum_x"),
+        sy=Sum("sum_y"),
+        sxx=Sum("sum_xx"),
+        syy=Sum("sum_yy"),
+        sxy=Sum("sum_xy"),
+        with_sums=Count("units"),
+        last_received=Max("received_at"),
+        last_end=Max("window_end"),
     )
     return {
         tuple(row[k] for k in keys): Totals(
-            numerator=row["num"] or 0, denominator=row["den"] or 0, value=row["avg_value"], windows=row["windows"]
+            numerator=row["num"] or 0,
+            denominator=row["den"] or 0,
+            windows=row["windows"],
+            units=row["units_sum"] or 0,
+            sum_x=row["sx"] or 0.0,
+            sum_y=row["sy"] or 0.0,
+            sum_xx=row["sxx"] or 0.0,
+            sum_yy=row["syy"] or 0.0,
+            sum_xy=row["sxy"] or 0.0,
+            windows_with_sums=row["with_sums"],
+            last_received=row["last_received"],
+            last_window_end=row["last_end"],
         )
         for row in rows
     }
 
 
-def _isolated_totals(
-    queryset: QuerySet[MetricSample], keys: Sequence[str], release_ids: Collection[int]
-) -> tuple[dict[tuple[Any, ...], Totals], dict[int, str]]:
+def _isolated(
+    aggregate: Any, queryset: QuerySet[MetricSample], release_ids: Collection[int]
+) -> tuple[dict[tuple[Any, ...], Any], dict[int, str]]:
     """One aggregate for all ``release_ids``; when the database refuses it (e.g. a float overflow adding up one
     release's values), the same aggregate release by release, so only the releases whose own rows fail are
     reported (release id → error) and the others are still judged. Savepoints keep the batch's transaction usable.
     """
     try:
         with transaction.atomic():
-            return _totals(queryset, keys), {}
+            return aggregate(queryset), {}
     except DatabaseError:
         pass
-    totals: dict[tuple[Any, ...], Totals] = {}
+    result: dict[tuple[Any, ...], Any] = {}
     failed: dict[int, str] = {}
     for release_id in sorted(release_ids):
         try:
             with transaction.atomic():
-                totals.update(_totals(queryset.filter(release_id=release_id), keys))
+                result.update(aggregate(queryset.filter(release_id=release_id)))
         except DatabaseError as exc:
             failed[release_id] = f"{type(exc).__name__}: {str(exc).strip()}"
-    return totals, failed
+    return result, failed
+
+
+COHORT_KEY = ["release_id", "metric_id", "market", "arm"]
+
+
+def cohort_samples(
+    *, release_ids: Collection[int], metric_ids: Collection[int], now: datetime
+) -> QuerySet[MetricSample]:
+    """The matured samples of each release's current phase, from each metric's source of record."""
+    return (
+        MetricSample.objects.filter(
+            release_id__in=release_ids, metric_id__in=metric_ids, source=F("metric__source_of_record")
+        )
+        .alias(phase_start=_PHASE_START, matured_at=F("window_end") + F("metric__maturation_period"))
+        .filter(window_start__gte=F("phase_start"), matured_at__lte=now)
+    )
+
+
+def _latest_values(queryset: QuerySet[MetricSample]) -> dict[tuple[Any, ...], Any]:
+    return {
+        tuple(row[k] for k in COHORT_KEY): row["value"]
+        for row in queryset.filter(value__isnull=False)
+        .annotate(rank=Window(RowNumber(), partition_by=[F(k) for k in COHORT_KEY], order_by=F("window_start").desc()))
+        .filter(rank=1)
+        .values(*COHORT_KEY, "value")
+    }
 
 
 def cohort_totals(
-    *, release_ids: Collection[int], metric_ids: Collection[int], start: datetime, end: datetime
+    *, release_ids: Collection[int], metric_ids: Collection[int], gauge_metric_ids: Collection[int], now: datetime
 ) -> tuple[dict[tuple[Any, ...], Totals], dict[int, str]]:
-    """Sample totals per (release, metric, market, arm) for windows inside [start, end], and the releases whose
-    samples could not be added up."""
-    queryset = MetricSample.objects.filter(
-        release_id__in=release_ids, metric_id__in=metric_ids, window_start__gte=start, window_end__lte=end
+    """Totals per (release, metric, market, arm) of each release's current-phase cohort (one aggregate; one more
+    for the latest value of gauges), and the releases whose samples could not be added up."""
+    queryset = cohort_samples(release_ids=release_ids, metric_ids=metric_ids, now=now)
+    totals, failed = _isolated(lambda qs: _totals(qs, COHORT_KEY), queryset, release_ids)
+    if gauge_metric_ids:
+        values, failed_values = _isolated(_latest_values, queryset.filter(metric_id__in=gauge_metric_ids), release_ids)
+        for key, value in values.items():
+            if key in totals:
+                totals[key].value = value
+        failed.update(failed_values)
+    return totals, failed
+
+
+def cohort_identities(
+    *, release_ids: Collection[int], metric_ids: Collection[int], now: datetime
+) -> dict[tuple[Any, ...], Totals]:
+    """Only what identifies a look (windows, latest receipt, latest window end) per (release, metric, market, arm),
+    for releases whose sums could not be added up: counting and maxima cannot overflow, so their ``error`` look is
+    still taken once per new data, never hidden behind an earlier look's identity."""
+    rows = (
+        cohort_samples(release_ids=release_ids, metric_ids=metric_ids, now=now)
+        .values(*COHORT_KEY)
+        .annotate(windows=Count("id"), last_received=Max("received_at"), last_end=Max("window_end"))
     )
-    return _isolated_totals(queryset, ["release_id", "metric_id", "market", "arm"], release_ids)
+    return {
+        tuple(row[k] for k in COHORT_KEY): Totals(
+            windows=row["windows"], last_received=row["last_received"], last_window_end=row["last_end"]
+        )
+        for row in rows
+    }
 
 
 def release_totals(
     *, release_ids: Collection[int], metric_ids: Collection[int]
 ) -> tuple[dict[tuple[Any, ...], Totals], dict[int, str]]:
-    """All treatment samples per (release, metric, market): the previous verified release as a baseline."""
-    queryset = MetricSample.objects.filter(release_id__in=release_ids, metric_id__in=metric_ids, arm=Arm.TREATMENT)
-    return _isolated_totals(queryset, ["release_id", "metric_id", "market"], release_ids)
+    """The previous verified release as a baseline: its treatment samples of the metric's current version and
+    source of record, from its verification phase (all of them when it has none) — never other versions, never
+    every stage it went through."""
+    queryset = (
+        MetricSample.objects.filter(
+            release_id__in=release_ids,
+            metric_id__in=metric_ids,
+            arm=Arm.TREATMENT,
+            metric_version=F("metric__version"),
+            source=F("metric__source_of_record"),
+        )
+        .alias(since=Coalesce(F("release__verification_started_at"), F("release__created_at")))
+        .filter(window_start__gte=F("since"))
+    )
+    return _isolated(lambda qs: _totals(qs, ["release_id", "metric_id", "market"]), queryset, release_ids)
 
 
 def previous_verified_releases(releases: Sequence[Release]) -> dict[int, int]:
@@ -198,7 +309,8 @@ def previous_verified_releases(releases: Sequence[Release]) -> dict[int, int]:
 def latest_counters(
     *, release_ids: Sequence[int], guardrail_ids: Sequence[int]
 ) -> dict[tuple[int, int, str], Counters]:
-    """The counters after the latest look of each (guardrail, release, market) (one window-function query)."""
+    """The counters after the latest look of each (guardrail, release, market) (one window-function query): the
+    latest look is the latest row, since looks follow the data, not the clock."""
     return {
         (row["guardrail_id"], row["release_id"], row["market"]): Counters(
             failures=row["failures"], consecutive_passes=row["consecutive_passes"], breached=row["breached"]
@@ -208,9 +320,166 @@ def latest_counters(
             rank=Window(
                 RowNumber(),
                 partition_by=[F("guardrail_id"), F("release_id"), F("market")],
-                order_by=F("window_end").desc(),
+                order_by=F("id").desc(),
             )
         )
         .filter(rank=1)
         .values("guardrail_id", "release_id", "market", "failures", "consecutive_passes", "breached")
+    }
+
+
+# --- The experiment readout of one release -------------------------------------------------------------------
+
+
+def _other_sources(*, release: Release, now: datetime) -> dict[tuple[int, str, str], dict[str, Totals]]:
+    """Totals of the phase's matured samples from sources that are not the metric's source of record, per
+    (metric, market, arm) and source: stored and shown as discrepancies, never added to the judged cohort."""
+    rows = (
+        MetricSample.objects.filter(release_id=release.pk)
+        .exclude(source=F("metric__source_of_record"))
+        .alias(phase_start=_PHASE_START, matured_at=F("window_end") + F("metric__maturation_period"))
+        .filter(window_start__gte=F("phase_start"), matured_at__lte=now)
+        .values("metric_id", "market", "arm", "source")
+        .annotate(num=Sum("numerator"), den=Sum("denominator"), windows=Count("id"))
+    )
+    result: dict[tuple[int, str, str], dict[str, Totals]] = defaultdict(dict)
+    for row in rows:
+        result[(row["metric_id"], row["market"], row["arm"])][row["source"]] = Totals(
+            numerator=row["num"] or 0, denominator=row["den"] or 0, windows=row["windows"]
+        )
+    return result
+
+
+def release_readout(*, release: Release, now: datetime) -> dict[str, Any]:
+    """Every metric of the release's current phase per market: treatment vs control, the difference with its
+    always-valid interval (at the release's per-sequence confidence), the sample-ratio check, the latest verdict
+    of each guardrail on it, and other sources' counts as discrepancies. A handful of queries."""
+    from . import statistics as st
+    from .judging import TURN, Rule, rate_variance
+
+    guardrails = effective_guardrails([release])[release.pk]
+    markets = list(release.markets or [])
+    sequences = max(1, sum(1 for g in guardrails if g.bonferroni and not g.dry_run) * len(markets))
+    metrics = {m.pk: m for m in MetricDefinition.objects.all()}
+    totals, failed = cohort_totals(
+        release_ids=[release.pk],
+        metric_ids=list(metrics),
+        gauge_metric_ids=[pk for pk, m in metrics.items() if m.kind == "gauge"],
+        now=now,
+    )
+    discrepancies = _other_sources(release=release, now=now)
+    latest = {
+        (row["guardrail_id"], row["market"]): row
+        for row in Evaluation.objects.filter(release_id=release.pk)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("guardrail_id"), F("market")], order_by=F("id").desc()))
+        .filter(rank=1)
+        .values("guardrail_id", "market", "outcome", "reason", "sample_ratio_mismatch", "evaluated_at", "samples")
+    }
+    stage = release.current_stage
+    # The planned split, as the evaluation takes it: a guardrail's declared share, else the stage's percent below
+    # 100% (not in verification), else even.
+    declared = [g.planned_treatment_share for g in guardrails if g.planned_treatment_share is not None]
+    if declared:
+        share = declared[0]
+    elif release.status != ReleaseStatus.VERIFYING and stage is not None and stage.traffic_percent < 100:
+        share = stage.traffic_percent / 100
+    else:
+        share = 0.5
+    default_confidence = st.bonferroni_confidence(0.95, sequences)
+    readout: dict[str, Any] = {
+        "release": release.pk,
+        "status": release.status,
+        "phase_start": phase_start(release),
+        "sequences": sequences,
+        "per_sequence_confidence": default_confidence,
+        "unreadable": failed.get(release.pk, ""),
+        "markets": [],
+    }
+    for market in markets:
+        srm = {"checked": False, "mismatch": False, "treatment_units": 0, "control_units": 0, "planned_share": share}
+        rows = []
+        for metric_id, metric in sorted(metrics.items(), key=lambda item: item[1].key):
+            treatment = totals.get((release.pk, metric_id, market, Arm.TREATMENT))
+            control = totals.get((release.pk, metric_id, market, Arm.CONTROL))
+            if treatment is None and control is None:
+                continue
+            treatment, control = treatment or Totals(), control or Totals()
+            row: dict[str, Any] = {
+                "metric": metric.key,
+                "kind": metric.kind,
+                "unit_of_analysis": metric.unit_of_analysis,
+                "treatment": _arm_view(treatment, metric.kind),
+                "control": _arm_view(control, metric.kind),
+                "difference": None,
+                "difference_lower": None,
+                "difference_upper": None,
+                "variance_method": "",
+                "verdicts": [
+                    {
+                        "guardrail": g.pk,
+                        "name": g.name,
+                        "outcome": latest[(g.pk, market)]["outcome"],
+                        "reason": latest[(g.pk, market)]["reason"],
+                    }
+                    for g in guardrails
+                    if g.metric_id == metric_id and (g.pk, market) in latest
+                ],
+                "discrepancies": [
+                    {"source": source, "arm": arm, **_arm_view(other, metric.kind)}
+                    for arm in (Arm.TREATMENT, Arm.CONTROL)
+                    for source, other in sorted(discrepancies.get((metric_id, market, arm), {}).items())
+                ],
+            }
+            if metric.kind == "rate" and treatment.denominator and control.denominator:
+                rule = Rule(
+                    kind="rate",
+                    direction=metric.direction,
+                    absolute_threshold=None,
+                    relative_margin=None,
+                    min_sample_size=0,
+                    confidence=default_confidence,
+                    tuning_n=1000,
+                    unit=metric.unit_of_analysis,
+                    design_effect=metric.design_effect,
+                )
+                try:
+                    t_var, t_n, method = rate_variance(rule, treatment)
+                    c_var, c_n, _ = rate_variance(rule, control)
+                    estimate = treatment.numerator / treatment.denominator - control.numerator / control.denominator
+                    interval = st.sequential_interval_from_variance(
+                        estimate, t_var + c_var, t_n + c_n, confidence=default_confidence, tuning_n=1000, bounds=(-1, 1)
+                    )
+                    row.update(
+                        difference=estimate,
+                        difference_lower=interval.lower,
+                        difference_upper=interval.upper,
+                        variance_method=method,
+                    )
+                except (ValueError, ArithmeticError) as exc:
+                    row["variance_method"] = f"error: {exc}"
+                if metric.unit_of_analysis != TURN and treatment.denominator > srm["treatment_units"]:
+                    srm.update(
+                        checked=True,
+                        treatment_units=treatment.denominator,
+                        control_units=control.denominator,
+                        mismatch=st.sample_ratio_mismatch(
+                            treatment.denominator, control.denominator, treatment_share=share
+                        ),
+                    )
+            rows.append(row)
+        flagged = any(row["sample_ratio_mismatch"] for key, row in latest.items() if key[1] == market)
+        srm["mismatch"] = srm["mismatch"] or flagged
+        readout["markets"].append({"market": market, "sample_ratio": srm, "metrics": rows})
+    return readout
+
+
+def _arm_view(totals: Totals, kind: str) -> dict[str, Any]:
+    if kind == "gauge":
+        return {"value": totals.value, "windows": totals.windows}
+    return {
+        "numerator": totals.numerator,
+        "denominator": totals.denominator,
+        "rate": totals.numerator / totals.denominator if totals.denominator else None,
+        "windows": totals.windows,
+        "units": totals.units if totals.has_unit_sums else None,
     }

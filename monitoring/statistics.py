@@ -242,3 +242,95 @@ def min_sample_size_per_arm(p1: float, p2: float, *, alpha: float = 0.05, power:
     term_alpha = z_one_sided(alpha) * math.sqrt(2 * p_bar * (1 - p_bar))
     term_beta = z_one_sided(1 - power) * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
     return math.ceil((term_alpha + term_beta) ** 2 / (p1 - p2) ** 2)
+
+
+# --- Units: the delta method for a ratio of per-conversation sums ------------------------------------------------
+
+
+def delta_method_ratio_variance(
+    *, units: int, sum_x: float, sum_y: float, sum_xx: float, sum_yy: float, sum_xy: float
+) -> float:
+    """Var(X̄/Ȳ) ≈ (1/k)·(s²ₓ/ȳ² − 2·x̄·sₓᵧ/ȳ³ + x̄²·s²ᵧ/ȳ⁴) (Deng, Knoblich & Lu 2018), from the per-unit sums
+    of x (numerator per conversation) and y (denominator per conversation) over k units.
+
+    This is the variance of the ratio itself (already divided by k); sample (co)variances use k − 1.
+    """
+    if units < 2:
+        raise ValueError("the delta method needs at least two units")
+    k = units
+    x_bar, y_bar = sum_x / k, sum_y / k
+    if y_bar <= 0:
+        raise ValueError("the denominator's mean must be positive")
+    s_xx = max(0.0, (sum_xx - k * x_bar * x_bar) / (k - 1))
+    s_yy = max(0.0, (sum_yy - k * y_bar * y_bar) / (k - 1))
+    s_xy = (sum_xy - k * x_bar * y_bar) / (k - 1)
+    variance = (s_xx / y_bar**2 - 2 * x_bar * s_xy / y_bar**3 + x_bar**2 * s_yy / y_bar**4) / k
+    return max(variance, 0.0)
+
+
+def binomial_ratio_variance(x: int, n: int, *, design_effect: float = 1.0) -> float:
+    """The variance of x/n as independent trials (smoothed, see ``_smoothed_variance``), inflated by a declared
+    design effect when the trials are clustered and the per-unit sums are absent."""
+    _check_counts(x, n)
+    if n == 0:
+        return math.inf
+    if design_effect < 1:
+        raise ValueError("a design effect is at least 1")
+    return _smoothed_variance(x, n) / n * design_effect
+
+
+def sequential_interval_from_variance(
+    estimate: float, variance: float, n: int, *, confidence: float, tuning_n: int, bounds: tuple[float, float]
+) -> Interval:
+    """Always-valid interval around ``estimate`` whose variance is ``variance`` with n observations (units):
+    σ̂² = variance·n is the per-unit variance the confidence sequence needs; the result is clipped to ``bounds``."""
+    if n <= 0:
+        return Interval(estimate=estimate, lower=bounds[0], upper=bounds[1], n=0)
+    sigma = math.sqrt(variance * n)
+    half = confidence_sequence_half_width(n=n, sigma=sigma, alpha=1 - confidence, tuning_n=tuning_n)
+    return Interval(
+        estimate=estimate, lower=max(bounds[0], estimate - half), upper=min(bounds[1], estimate + half), n=n
+    )
+
+
+# --- Sample ratio mismatch: an always-valid test of the split -----------------------------------------------------
+
+SRM_ALPHA = 0.001
+SRM_PRIOR_CONCENTRATION = 100.0
+
+
+def srm_log_bayes_factor(
+    treatment: int, control: int, *, treatment_share: float, concentration: float = SRM_PRIOR_CONCENTRATION
+) -> float:
+    """ln of the Bayes factor of "the split is not ``treatment_share``" against "it is", with a Beta prior centred
+    on the planned split (the two-arm case of the sequential Dirichlet-multinomial test, Lindon & Malek 2022).
+
+    Under the planned split the factor is a nonnegative martingale, so by Ville's inequality it exceeds 1/α with
+    probability at most α however often it is looked at: a mismatch when ln BF > ln(1/α).
+    """
+    if treatment < 0 or control < 0:
+        raise ValueError("counts must be nonnegative")
+    if not 0 < treatment_share < 1:
+        raise ValueError("treatment_share must be in (0, 1)")
+    a, b = concentration * treatment_share, concentration * (1 - treatment_share)
+
+    def log_beta(p: float, q: float) -> float:
+        return math.lgamma(p) + math.lgamma(q) - math.lgamma(p + q)
+
+    marginal = log_beta(treatment + a, control + b) - log_beta(a, b)
+    null = treatment * math.log(treatment_share) + control * math.log(1 - treatment_share)
+    return marginal - null
+
+
+def sample_ratio_mismatch(treatment: int, control: int, *, treatment_share: float, alpha: float = SRM_ALPHA) -> bool:
+    """True when the observed units contradict the planned split at level α (valid at every look)."""
+    return srm_log_bayes_factor(treatment, control, treatment_share=treatment_share) > math.log(1 / alpha)
+
+
+def bonferroni_confidence(confidence: float, sequences: int) -> float:
+    """The per-sequence confidence that keeps the release's false-alarm rate at 1 − ``confidence`` over
+    ``sequences`` sequences judged at once: α/K each."""
+    _check_confidence(confidence)
+    if sequences < 1:
+        raise ValueError("at least one sequence")
+    return 1 - (1 - confidence) / sequences

@@ -641,8 +641,19 @@ def verification_time_remaining(release: Release, now: Any = None) -> timedelta:
     return max(timedelta(0), release.verification_started_at + release.verification_window - now)
 
 
-def release_complete_verification(*, release: Release, actor: Actor | None, reason: str = "") -> Release:
-    return _transition(release=release, transition=COMPLETE_VERIFICATION, actor=actor, reason=reason, mutate=_close)
+def release_complete_verification(
+    *, release: Release, actor: Actor | None, reason: str = "", override: bool = False
+) -> Release:
+    if override and actor is None:
+        raise DomainPermissionDenied("Only a person can override verification guards.")
+    return _transition(
+        release=release,
+        transition=COMPLETE_VERIFICATION,
+        actor=actor,
+        reason=reason,
+        override=override,
+        mutate=_close,
+    )
 
 
 def human_duration(delta: timedelta) -> str:

@@ -90,6 +90,9 @@ COMPLETE_VERIFICATION = Transition(
     "Complete verification",
     "releases.manage_rollout",
     system_allowed=True,
+    # A person may override the guardrails (e.g. a metric that never reached its minimum) with a reason; the
+    # verification window itself is never waived.
+    overridable=True,
 )
 
 RELEASE_LIFECYCLE = StateMachine(

@@ -37,6 +37,10 @@ class MetricDefinitionSerializer(serializers.ModelSerializer[MetricDefinition]):
             "maturation_period",
             "min_value",
             "max_value",
+            "unit_of_analysis",
+            "design_effect",
+            "slow_threshold_ms",
+            "source_of_record",
         ]
 
 
@@ -58,6 +62,12 @@ class MetricSampleSerializer(serializers.ModelSerializer[MetricSample]):
             "numerator",
             "denominator",
             "value",
+            "units",
+            "sum_x",
+            "sum_y",
+            "sum_xx",
+            "sum_yy",
+            "sum_xy",
             "received_at",
         ]
         read_only_fields = fields
@@ -76,6 +86,12 @@ class MetricSampleInputSerializer(serializers.Serializer[Any]):
     numerator = serializers.IntegerField(required=False)
     denominator = serializers.IntegerField(required=False)
     value = serializers.FloatField(required=False)
+    units = serializers.IntegerField(required=False, help_text="Conversations behind a turn-level rate (delta method).")
+    sum_x = serializers.FloatField(required=False, help_text="Σ numerator per conversation (= numerator).")
+    sum_y = serializers.FloatField(required=False, help_text="Σ denominator per conversation (= denominator).")
+    sum_xx = serializers.FloatField(required=False, help_text="Σ numerator² per conversation.")
+    sum_yy = serializers.FloatField(required=False, help_text="Σ denominator² per conversation.")
+    sum_xy = serializers.FloatField(required=False, help_text="Σ numerator·denominator per conversation.")
 
 
 class IngestResultSerializer(serializers.Serializer[Any]):
@@ -121,6 +137,13 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
             "baseline_source",
             "difference_lower",
             "difference_upper",
+            "reason",
+            "samples",
+            "data_through",
+            "confidence",
+            "sequences",
+            "variance_method",
+            "sample_ratio_mismatch",
             "failures",
             "consecutive_passes",
             "breached",
@@ -147,7 +170,7 @@ class IncidentSerializer(serializers.ModelSerializer[Incident]):
 
     class Meta:
         model = Incident
-        fields = ["id", *INCIDENT_LIFECYCLE_FIELDS, *INCIDENT_TRIAGE_FIELDS, "release_title", "metric"]
+        fields = ["id", *INCIDENT_LIFECYCLE_FIELDS, "kind", *INCIDENT_TRIAGE_FIELDS, "release_title", "metric"]
         read_only_fields = fields
 
 

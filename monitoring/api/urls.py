@@ -17,3 +17,10 @@ from .endpoint_views import NotificationEndpointViewSet, NotificationOutboxViewS
 router.register("notification-endpoints", NotificationEndpointViewSet, basename="notification-endpoint")
 router.register("notifications", NotificationOutboxViewSet, basename="notification")
 urlpatterns = router.urls
+
+# The readout hangs under the release's URL, but releases' router owns /releases/{id}/: a plain path of ours.
+from django.urls import path  # noqa: E402
+
+from .views import ReleaseReadoutView  # noqa: E402
+
+urlpatterns = [*urlpatterns, path("releases/<int:pk>/readout/", ReleaseReadoutView.as_view(), name="release-readout")]

@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +14,7 @@ from rest_framework.response import Response
 from core.actors import request_actor
 from core.errors import DomainValidationError
 from core.transitions import Transition
+from releases.models import Release
 
 from .. import selectors, services
 from ..filters import EvaluationFilter, GuardrailFilter, IncidentFilter, MetricSampleFilter
@@ -193,3 +196,18 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet[Incident]):
         """The evaluations that opened or retriggered this incident."""
         evaluations = selectors.incident_fired_by(self.get_object())
         return Response(EvaluationSerializer(evaluations, many=True).data)
+
+
+class ReleaseReadoutView(views.APIView):
+    """GET /api/v1/releases/{id}/readout/: the experiment readout of a live or closed release, per market —
+    every metric of its current phase, treatment vs control, the difference with its always-valid interval at
+    the release's per-sequence confidence (α split over its guardrails × markets), the sample-ratio check, the
+    latest verdict of each guardrail, and other sources' counts as discrepancies."""
+
+    # Whoever may read evaluations may read the readout (RoleModelPermissions reads the model from here).
+    queryset = Evaluation.objects.none()
+
+    @extend_schema(responses={200: OpenApiResponse(description="The readout"), 404: OpenApiResponse()})
+    def get(self, request: Request, pk: int) -> Response:
+        release = get_object_or_404(Release.objects.select_related("current_stage"), pk=pk)
+        return Response(selectors.release_readout(release=release, now=timezone.now()))

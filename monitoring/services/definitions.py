@@ -20,6 +20,10 @@ METRIC_DEFINITION_EDITABLE_FIELDS = (
     "unit",
     "version",
     "maturation_period",
+    "unit_of_analysis",
+    "design_effect",
+    "slow_threshold_ms",
+    "source_of_record",
 )
 
 

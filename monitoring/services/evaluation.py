@@ -1,13 +1,18 @@
-"""Set-based guardrail evaluation of every live release.
+"""Set-based guardrail evaluation of every live release: one look per cohort whose data changed.
 
-One batch costs a handful of queries whatever its size: lock, releases, guardrails, existing evaluations, one
-aggregate per distinct window span, baselines (two), previous states, one insert, open incidents. Incidents are
-then opened or resolved only for the keys whose state changed, and release actions (pause / rollback) run after
-the batch commits, each in its own transaction through the release services.
+The cohort of a (guardrail, release, market) is every matured sample of the metric's source of record since the
+release's current phase began (stage or verification; METRICS.md). A look is identified by the data it saw —
+(phase start, number of samples, latest receipt) — so evaluating unchanged data writes nothing and moves no
+counter; ingestion enqueues a look at the releases it touched and it runs at once, and the periodic cycle only
+catches up (a missed enqueue, a window that matured).
+
+One batch costs a handful of queries whatever its size: lock, releases, guardrails, the cohort aggregate (one
+more for gauges), baselines (two), the looks already taken, previous counters, one insert, open incidents.
+Incidents are then opened or resolved only for the keys whose state changed, and release actions (pause /
+rollback) run after the batch commits, each in its own transaction through the release services.
 
 Idempotence: the batch takes a PostgreSQL advisory lock per release (sorted, so two batches cannot deadlock) and
-skips every (guardrail, release, market, window_end) already evaluated, so two cycles at once write one evaluation
-per window; the unique constraint is the backstop.
+skips every look already taken; the unique constraint on the look's identity is the backstop.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -24,27 +29,20 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from releases import services as release_services
+from releases.choices import ReleaseStatus
 from releases.models import Release
 from releases.state_machine import PAUSE, ROLLBACK
 
 from .. import selectors
+from .. import statistics as st
 from ..choices import Arm, BaselineSource, GuardrailAction, IncidentEventKind, Outcome
-from ..judging import Counters, Judgement, Rule, Totals, judge_safely, next_counters
+from ..judging import GAUGE, Counters, Judgement, Rule, Totals, judge_safely, next_counters, split_units
 from ..models import Evaluation, Guardrail, Incident, incident_dedup_key
-from .incidents import incident_event_add, incident_resolve, incident_trigger
+from .incidents import incident_event_add, incident_open_data_quality, incident_resolve, incident_trigger
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def window_end_for(guardrail: Guardrail, now: datetime) -> datetime:
-    """The last matured window end, aligned to the guardrail's interval, so every run in one interval agrees."""
-    matured = now - guardrail.metric.maturation_period
-    step = guardrail.evaluation_interval.total_seconds()
-    seconds = (matured - _EPOCH).total_seconds()
-    return _EPOCH + timedelta(seconds=(seconds // step) * step)
 
 
 @dataclass
@@ -66,6 +64,7 @@ class CycleResult:
     incidents_resolved: int = 0
     actions_taken: int = 0
     errors: int = 0
+    srm_incidents_opened: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, other: CycleResult) -> None:
@@ -78,6 +77,7 @@ class CycleResult:
             "incidents_resolved",
             "actions_taken",
             "errors",
+            "srm_incidents_opened",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for outcome, count in other.outcomes.items():
@@ -117,100 +117,184 @@ def _lock_releases(release_ids: Sequence[int]) -> None:
 # --- The batch, step by step ----------------------------------------------------------------------------------
 
 Key = tuple[int, int, str]  # (guardrail, release, market)
-Span = tuple[datetime, datetime]
+CohortKey = tuple[int, int, str, str]  # (release, metric, market, arm)
 
 
 @dataclass
-class _Looks:
-    """The (guardrail, release, market) looks a batch still has to take, with each guardrail's window."""
-
-    windows: dict[int, Span]
-    pending: list[tuple[Guardrail, Release, str]]
-    skipped: int
-
-
-def _looks_to_take(releases: Sequence[Release], now: datetime) -> _Looks:
-    by_release = selectors.effective_guardrails(releases)
-    windows: dict[int, Span] = {}
-    keys: list[tuple[Guardrail, Release, str]] = []
-    for release in releases:
-        for guardrail in by_release[release.pk]:
-            if guardrail.pk not in windows:
-                end = window_end_for(guardrail, now)
-                windows[guardrail.pk] = (end - guardrail.evaluation_window, end)
-            keys.extend((guardrail, release, market) for market in release.markets or [])
-    if not keys:
-        return _Looks(windows, [], 0)
-    existing = selectors.evaluated_looks(
-        release_ids=[r.pk for r in releases],
-        guardrail_ids=list(windows),
-        window_ends={end for _, end in windows.values()},
-    )
-    pending = [(g, r, m) for g, r, m in keys if (g.pk, r.pk, m, windows[g.pk][1]) not in existing]
-    return _Looks(windows, pending, len(keys) - len(pending))
+class _Look:
+    guardrail: Guardrail
+    release: Release
+    market: str
+    phase_start: datetime
+    samples: int
+    data_through: datetime
+    last_window_end: datetime
 
 
 @dataclass
 class _Cohorts:
-    """Sample totals per window span, the previous-release baselines, and the releases whose data could not
-    even be added up (their looks are ``error``)."""
+    """Sample totals per (release, metric, market, arm) of each current phase, the previous-release baselines,
+    and the releases whose data could not even be added up (their looks are ``error``)."""
 
-    totals: dict[Span, dict[tuple[Any, ...], Totals]]
+    totals: dict[tuple[Any, ...], Totals]
     previous_release: dict[int, int]
     baseline_totals: dict[tuple[Any, ...], Totals]
     unreadable: dict[int, str]
 
 
-def _read_cohorts(looks: _Looks) -> _Cohorts:
-    # One aggregate per distinct window span (usually one or two: spans differ only by maturation and window).
-    spans: dict[Span, set[int]] = defaultdict(set)
-    span_releases: dict[Span, set[int]] = defaultdict(set)
-    for guardrail, release, _market in looks.pending:
-        spans[looks.windows[guardrail.pk]].add(guardrail.metric_id)
-        span_releases[looks.windows[guardrail.pk]].add(release.pk)
-    unreadable: dict[int, str] = {}
-    totals: dict[Span, dict[tuple[Any, ...], Totals]] = {}
-    for span, metric_ids in spans.items():
-        totals[span], failed = selectors.cohort_totals(
-            release_ids=span_releases[span], metric_ids=metric_ids, start=span[0], end=span[1]
-        )
-        unreadable.update(failed)
+@dataclass
+class _Looks:
+    pending: list[_Look]
+    skipped: int
+    sequences: dict[int, int]  # release → K, the guardrails × markets sharing its α
 
-    previous_release = selectors.previous_verified_releases(
-        [r for g, r, _m in looks.pending if g.relative_margin is not None]
+
+def _read_cohorts(releases: Sequence[Release], by_release: dict[int, list[Guardrail]], now: datetime) -> _Cohorts:
+    metrics = {g.metric_id: g.metric for guardrails in by_release.values() for g in guardrails}
+    if not metrics:
+        return _Cohorts({}, {}, {}, {})
+    totals, unreadable = selectors.cohort_totals(
+        release_ids=[r.pk for r in releases],
+        metric_ids=list(metrics),
+        gauge_metric_ids=[pk for pk, m in metrics.items() if m.kind == GAUGE],
+        now=now,
     )
+    if unreadable:
+        # Their looks are ``error``; identify them by what arrived, as any other look (one more query, only then).
+        for key, identity in selectors.cohort_identities(
+            release_ids=list(unreadable), metric_ids=list(metrics), now=now
+        ).items():
+            totals.setdefault(key, identity)
+    # The previous verified release of each solution: the baseline without a control arm, and whether a release
+    # is its solution's first (then, without a control arm, its absolute bounds judge it).
+    previous_release = selectors.previous_verified_releases(list(releases))
     baseline_totals: dict[tuple[Any, ...], Totals] = {}
-    if previous_release:
-        baseline_totals, failed = selectors.release_totals(
-            release_ids=set(previous_release.values()), metric_ids={g.metric_id for g, _r, _m in looks.pending}
-        )
-        for release_id, previous_id in previous_release.items():
+    relative_releases = {r.pk for r in releases if any(g.relative_margin is not None for g in by_release[r.pk])}
+    wanted = {k: v for k, v in previous_release.items() if k in relative_releases}
+    if wanted:
+        baseline_totals, failed = selectors.release_totals(release_ids=set(wanted.values()), metric_ids=list(metrics))
+        for release_id, previous_id in wanted.items():
             if previous_id in failed:
                 unreadable.setdefault(release_id, f"baseline release {previous_id}: {failed[previous_id]}")
     return _Cohorts(totals, previous_release, baseline_totals, unreadable)
 
 
-def rule_for(guardrail: Guardrail) -> Rule:
+def _looks_to_take(releases: Sequence[Release], by_release: dict[int, list[Guardrail]], cohorts: _Cohorts) -> _Looks:
+    """Every (guardrail, release, market) whose cohort holds data not looked at yet."""
+    candidates: list[_Look] = []
+    sequences: dict[int, int] = {}
+    for release in releases:
+        start = selectors.phase_start(release)
+        markets = release.markets or []
+        guardrails = by_release[release.pk]
+        sequences[release.pk] = max(1, sum(1 for g in guardrails if g.bonferroni and not g.dry_run) * len(markets))
+        if start is None:
+            continue
+        for guardrail in guardrails:
+            for market in markets:
+                arms = [
+                    cohorts.totals.get((release.pk, guardrail.metric_id, market, arm))
+                    for arm in (Arm.TREATMENT, Arm.CONTROL)
+                ]
+                seen = [t for t in arms if t is not None]
+                candidates.append(
+                    _Look(
+                        guardrail=guardrail,
+                        release=release,
+                        market=market,
+                        phase_start=start,
+                        samples=sum(t.windows for t in seen),
+                        data_through=max((t.last_received for t in seen if t.last_received), default=start),
+                        last_window_end=max((t.last_window_end for t in seen if t.last_window_end), default=start),
+                    )
+                )
+    if not candidates:
+        return _Looks([], 0, sequences)
+    existing = selectors.evaluated_looks(
+        release_ids=[r.pk for r in releases],
+        guardrail_ids=list({look.guardrail.pk for look in candidates}),
+        phase_starts={look.phase_start for look in candidates},
+        data_throughs={look.data_through for look in candidates},
+    )
+    pending = [
+        look
+        for look in candidates
+        if (look.guardrail.pk, look.release.pk, look.market, look.phase_start, look.samples, look.data_through)
+        not in existing
+    ]
+    return _Looks(pending, len(candidates) - len(pending), sequences)
+
+
+def planned_treatment_share(guardrail: Guardrail, release: Release) -> float:
+    """The split the SRM test checks: the guardrail's declared share, else the stage's traffic percent while it
+    is below 100%, else an even split (a holdout as large as the treatment)."""
+    if guardrail.planned_treatment_share is not None:
+        return guardrail.planned_treatment_share
+    stage = release.current_stage
+    if release.status != ReleaseStatus.VERIFYING and stage is not None and stage.traffic_percent < 100:
+        return stage.traffic_percent / 100
+    return 0.5
+
+
+def release_splits(
+    cohorts: _Cohorts, releases: Sequence[Release], metrics: dict[int, Any]
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """(release, market) → (treatment, control) conversations of its phase, for the sample-ratio test: from the
+    metric that counts the most conversations in both arms (a conversation-level denominator, or a turn-level
+    metric's per-unit ``units``). A metric whose denominator is a subset (CSAT: rated conversations) counts fewer
+    and is not chosen while a whole-traffic metric is there."""
+    wanted = {r.pk for r in releases}
+    best: dict[tuple[int, str], tuple[int, int]] = {}
+    for (release_id, metric_id, market, arm), treatment in cohorts.totals.items():
+        if arm != Arm.TREATMENT or release_id not in wanted or metric_id not in metrics:
+            continue
+        control = cohorts.totals.get((release_id, metric_id, market, Arm.CONTROL))
+        metric = metrics[metric_id]
+        if control is None or metric.kind == GAUGE:
+            continue
+        split = split_units(metric.unit_of_analysis, treatment, control)
+        if split is not None and sum(split) > sum(best.get((release_id, market), (0, 0))):
+            best[(release_id, market)] = split
+    return best
+
+
+def rule_for(
+    guardrail: Guardrail,
+    *,
+    sequences: int = 1,
+    first_release: bool = True,
+    share: float = 0.5,
+    split: tuple[int, int] | None = None,
+) -> Rule:
     return Rule(
         kind=guardrail.metric.kind,
         direction=guardrail.metric.direction,
         absolute_threshold=guardrail.absolute_threshold,
         relative_margin=guardrail.relative_margin,
         min_sample_size=guardrail.min_sample_size,
-        confidence=guardrail.confidence,
+        confidence=per_sequence_confidence(guardrail, sequences),
         tuning_n=guardrail.tuning_n,
+        unit=guardrail.metric.unit_of_analysis,
+        design_effect=guardrail.metric.design_effect,
+        first_release=first_release,
+        treatment_share=share,
+        split=split,
     )
 
 
-def _baseline_for(
-    cohorts: _Cohorts, span: Span, guardrail: Guardrail, release: Release, market: str
-) -> tuple[Totals | None, str]:
+def per_sequence_confidence(guardrail: Guardrail, sequences: int) -> float:
+    """Bonferroni across the release's K sequences unless the guardrail opts out (then its own α)."""
+    return st.bonferroni_confidence(guardrail.confidence, sequences) if guardrail.bonferroni else guardrail.confidence
+
+
+def _baseline_for(cohorts: _Cohorts, look: _Look) -> tuple[Totals | None, str]:
     """The concurrent control arm of the same cohort, else the previous verified release, else none."""
-    control = cohorts.totals[span].get((release.pk, guardrail.metric_id, market, Arm.CONTROL))
+    release, metric_id, market = look.release.pk, look.guardrail.metric_id, look.market
+    control = cohorts.totals.get((release, metric_id, market, Arm.CONTROL))
     if control is not None and control.denominator > 0:
         return control, BaselineSource.CONTROL
-    if release.pk in cohorts.previous_release:
-        baseline = cohorts.baseline_totals.get((cohorts.previous_release[release.pk], guardrail.metric_id, market))
+    if release in cohorts.previous_release:
+        baseline = cohorts.baseline_totals.get((cohorts.previous_release[release], metric_id, market))
         return baseline, BaselineSource.PREVIOUS_RELEASE if baseline is not None else BaselineSource.NONE
     return None, BaselineSource.NONE
 
@@ -219,15 +303,26 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
     """One evaluation per pending look: judged (each cohort on its own, so one release's bad data is its own
     ``error``), with the counters carried over from the previous look."""
     evaluations: list[Evaluation] = []
-    for guardrail, release, market in looks.pending:
-        span = looks.windows[guardrail.pk]
+    metrics = {look.guardrail.metric_id: look.guardrail.metric for look in looks.pending}
+    splits = release_splits(cohorts, list({look.release.pk: look.release for look in looks.pending}.values()), metrics)
+    for look in looks.pending:
+        guardrail, release, market = look.guardrail, look.release, look.market
         baseline_source: str = BaselineSource.NONE
+        rule = rule_for(
+            guardrail,
+            sequences=looks.sequences[release.pk],
+            first_release=release.pk not in cohorts.previous_release,
+            share=planned_treatment_share(guardrail, release),
+            split=splits.get((release.pk, market)),
+        )
         if release.pk in cohorts.unreadable:
             judgement = Judgement(outcome=Outcome.ERROR, detail=cohorts.unreadable[release.pk])
         else:
-            treatment = cohorts.totals[span].get((release.pk, guardrail.metric_id, market, Arm.TREATMENT), Totals())
-            baseline, baseline_source = _baseline_for(cohorts, span, guardrail, release, market)
-            judgement = judge_safely(rule_for(guardrail), treatment, baseline)
+            treatment = cohorts.totals.get((release.pk, guardrail.metric_id, market, Arm.TREATMENT), Totals())
+            baseline, baseline_source = _baseline_for(cohorts, look)
+            judgement = judge_safely(
+                rule, treatment, baseline, baseline_is_control=baseline_source == BaselineSource.CONTROL
+            )
         counters = next_counters(
             previous_state.get((guardrail.pk, release.pk, market), Counters()),
             judgement.outcome,
@@ -239,8 +334,12 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
                 guardrail=guardrail,
                 release=release,
                 market=market,
-                window_start=span[0],
-                window_end=span[1],
+                window_start=look.phase_start,
+                window_end=look.last_window_end,
+                samples=look.samples,
+                data_through=look.data_through,
+                confidence=rule.confidence,
+                sequences=looks.sequences[release.pk] if guardrail.bonferroni else 1,
                 dry_run=guardrail.dry_run,
                 evaluated_at=now,
                 baseline_source=baseline_source,
@@ -254,6 +353,9 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
                 difference_lower=judgement.difference_lower,
                 difference_upper=judgement.difference_upper,
                 detail=judgement.detail,
+                reason=judgement.reason,
+                variance_method=judgement.variance_method if judgement.outcome != Outcome.ERROR else "",
+                sample_ratio_mismatch=judgement.sample_ratio_mismatch,
                 failures=counters.failures,
                 consecutive_passes=counters.consecutive_passes,
                 breached=counters.breached,
@@ -289,16 +391,37 @@ def _evaluate_batch_in_transaction(
     result.releases = len(releases)
     if not releases:
         return result, []
-    looks = _looks_to_take(releases, now)
+    by_release = selectors.effective_guardrails(releases)
+    cohorts = _read_cohorts(releases, by_release, now)
+    looks = _looks_to_take(releases, by_release, cohorts)
     result.skipped = looks.skipped
     if not looks.pending:
         return result, []
-    cohorts = _read_cohorts(looks)
-    previous_state = selectors.latest_counters(release_ids=[r.pk for r in releases], guardrail_ids=list(looks.windows))
+    previous_state = selectors.latest_counters(
+        release_ids=[r.pk for r in releases], guardrail_ids=list({look.guardrail.pk for look in looks.pending})
+    )
     evaluations = _evaluate(looks, cohorts, previous_state, now)
     _record(evaluations, result)
     actions = _act_on_incidents(evaluations, previous_state, now=now, result=result)
+    _flag_sample_ratio_mismatches(evaluations, now=now, result=result)
     return result, actions
+
+
+def _flag_sample_ratio_mismatches(evaluations: Sequence[Evaluation], *, now: datetime, result: CycleResult) -> None:
+    """One low-severity data-quality incident per release and market whose split is off (no release action)."""
+    flagged: dict[tuple[int, str], Evaluation] = {}
+    for evaluation in evaluations:
+        if evaluation.sample_ratio_mismatch and not evaluation.dry_run:
+            flagged.setdefault((evaluation.release_id, evaluation.market), evaluation)
+    for (release_id, market), evaluation in sorted(flagged.items(), key=lambda item: item[0]):
+        _incident, opened = incident_open_data_quality(
+            guardrail=evaluation.guardrail,
+            release_id=release_id,
+            market=market,
+            evaluation=evaluation,
+            now=now,
+        )
+        result.srm_incidents_opened += int(opened)
 
 
 def _act_on_incidents(
@@ -353,7 +476,7 @@ def _act_on_incidents(
                 incident=incident,
                 actor=None,
                 resolution="auto_recovered",
-                note=f"{incident.guardrail.consecutive_success_limit} passing evaluations in a row.",
+                note=f"{incident.guardrail.consecutive_success_limit} passing looks at new data in a row.",
                 now=now,
             )
             result.incidents_resolved += 1

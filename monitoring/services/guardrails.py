@@ -23,6 +23,8 @@ EDITABLE_FIELDS = (
     "evaluation_window",
     "evaluation_interval",
     "confidence",
+    "bonferroni",
+    "planned_treatment_share",
     "failure_limit",
     "consecutive_success_limit",
     "severity",

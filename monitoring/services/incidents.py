@@ -21,7 +21,15 @@ from core.errors import DomainPermissionDenied, DomainValidationError, IllegalTr
 from core.service_support import save_audited
 from core.transitions import Applied, Transition, check_role, perform_transition
 
-from ..choices import ACK_DEADLINES, NOTIFYING_EVENTS, IncidentEventKind, IncidentStatus, Resolution
+from ..choices import (
+    ACK_DEADLINES,
+    NOTIFYING_EVENTS,
+    IncidentEventKind,
+    IncidentKind,
+    IncidentStatus,
+    Resolution,
+    Severity,
+)
 from ..models import Evaluation, Guardrail, Incident, IncidentEvent, incident_dedup_key
 from ..state_machine import ACKNOWLEDGE, EVENT_KINDS, INCIDENT_LIFECYCLE, MITIGATE, REFUSALS, RESOLVE, TRIAGE_PERMISSION
 from .notifications import outbox_write_for_event
@@ -139,6 +147,62 @@ def incident_trigger(
     return existing, False
 
 
+def srm_dedup_key(*, release_id: int, market: str) -> str:
+    return f"{release_id}:srm:{market}"
+
+
+@transaction.atomic
+def incident_open_data_quality(
+    *, guardrail: Guardrail, release_id: int, market: str, evaluation: Evaluation, now: datetime
+) -> tuple[Incident, bool]:
+    """Open the low-severity data-quality incident of a release and market whose sample ratio is off, once: a
+    mismatch seen again on later looks adds nothing (the open incident already says it). No release action; the
+    guard on promote / complete verification does not count it. Returns (incident, opened)."""
+    key = srm_dedup_key(release_id=release_id, market=market)
+    existing = Incident.objects.filter(dedup_key=key).open().first()
+    if existing is not None:
+        return existing, False
+    previous = Incident.objects.filter(dedup_key=key, status=IncidentStatus.RESOLVED).order_by("-id").first()
+    incident = Incident(
+        title=f"Sample ratio mismatch in {market}: comparisons with the control arm are not read",
+        dedup_key=key,
+        kind=IncidentKind.DATA_QUALITY,
+        release_id=release_id,
+        guardrail=guardrail,
+        market=market,
+        severity=Severity.SEV4,
+        opened_at=now,
+        last_triggered_at=now,
+        previous_incident=previous,
+    )
+    try:
+        with transaction.atomic():
+            save_audited(
+                incident,
+                actor=None,
+                action="incident.opened",
+                reason="Opened by a sample ratio mismatch (data quality)",
+                release_id=release_id,
+                to_state=incident.status,
+                data={**_incident_data(incident, evaluation), "kind": IncidentKind.DATA_QUALITY},
+                validate=False,
+            )
+    except IntegrityError:  # a concurrent look opened it first
+        winner = Incident.objects.filter(dedup_key=key).open().first()
+        if winner is None:
+            raise
+        return winner, False
+    incident_event_add(
+        incident=incident,
+        kind=IncidentEventKind.OPENED,
+        message=evaluation.detail,
+        data={"kind": IncidentKind.DATA_QUALITY},
+        evaluation=evaluation,
+        now=now,
+    )
+    return incident, True
+
+
 def _incident_data(incident: Incident, evaluation: Evaluation | None) -> dict[str, Any]:
     return {
         "dedup_key": incident.dedup_key,
@@ -150,13 +214,36 @@ def _incident_data(incident: Incident, evaluation: Evaluation | None) -> dict[st
 def _evaluation_message(evaluation: Evaluation | None) -> str:
     if evaluation is None:
         return ""
-    parts = [f"{evaluation.outcome} for the window ending {evaluation.window_end:%Y-%m-%d %H:%M} UTC"]
+    parts = [
+        f"{evaluation.outcome} on the cohort since {evaluation.window_start:%Y-%m-%d %H:%M} UTC "
+        f"({evaluation.samples} samples, latest window ending {evaluation.window_end:%Y-%m-%d %H:%M} UTC)"
+    ]
     if evaluation.observed is not None:
         parts.append(f"observed {evaluation.observed:.4g} (n={evaluation.n})")
-    if evaluation.lower is not None and evaluation.upper is not None:
-        parts.append(f"interval [{evaluation.lower:.4g}, {evaluation.upper:.4g}]")
+    # Say which check failed: the interval against the absolute bound, or the difference against the baseline.
+    guardrail = evaluation.guardrail
+    threshold = guardrail.absolute_threshold
+    absolute_failed = (
+        threshold is not None
+        and evaluation.lower is not None
+        and evaluation.upper is not None
+        and (evaluation.lower > threshold if guardrail.metric.direction == "lower" else evaluation.upper < threshold)
+    )
+    if (
+        evaluation.lower is not None
+        and evaluation.upper is not None
+        and (absolute_failed or evaluation.baseline is None)
+    ):
+        parts.append(f"interval [{evaluation.lower:.4g}, {evaluation.upper:.4g}] against the bound {threshold:.4g}")
     if evaluation.baseline is not None:
         parts.append(f"baseline {evaluation.baseline:.4g} ({evaluation.baseline_source}, n={evaluation.baseline_n})")
+        if evaluation.difference_lower is not None and evaluation.difference_upper is not None:
+            parts.append(
+                f"difference interval [{evaluation.difference_lower:.4g}, {evaluation.difference_upper:.4g}] "
+                f"against the margin {guardrail.relative_margin or 0:.4g}"
+            )
+    if evaluation.confidence is not None:
+        parts.append(f"per-sequence confidence {evaluation.confidence:.4g} (α split over {evaluation.sequences})")
     return "; ".join(parts)
 
 

@@ -27,7 +27,17 @@ logger = logging.getLogger(__name__)
 MAX_ROWS = 10_000
 INGEST_ATTEMPTS = 4
 UNIQUE_FIELDS = ["source", "release", "metric", "market", "arm", "window_start"]
-UPDATE_FIELDS = ["window_end", "numerator", "denominator", "value", "metric_version", "received_at"]
+SUM_FIELDS = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
+UPDATE_FIELDS = [
+    "window_end",
+    "numerator",
+    "denominator",
+    "value",
+    "metric_version",
+    "received_at",
+    "units",
+    *SUM_FIELDS,
+]
 _ARMS = {arm.value for arm in Arm}
 
 
@@ -102,6 +112,38 @@ def _out_of_range(number: float, metric: MetricDefinition) -> str | None:
     if metric.max_value is not None and number > metric.max_value:
         return f"Above {metric.key}'s maximum of {metric.max_value:g}{metric.unit and ' ' + metric.unit}."
     return None
+
+
+def _unit_sums(
+    row: Mapping[str, Any], metric: MetricDefinition, numerator: int | None, denominator: int | None, err: Any
+) -> dict[str, Any]:
+    """The per-conversation sums of the delta method (units, Σx, Σy, Σx², Σy², Σxy): all or none, on a rate,
+    consistent with the counts (Σx is the numerator, Σy the denominator), finite and within the definition's
+    range squared — so they can neither lie about the counts nor overflow the cohort's aggregate."""
+    present = [f for f in ("units", *SUM_FIELDS) if row.get(f) is not None]
+    if not present:
+        return {}
+    if metric.kind != MetricKind.RATE:
+        err("units", f"{metric.key} is a gauge: per-conversation sums apply to rates only.")
+        return {}
+    if len(present) != 1 + len(SUM_FIELDS):
+        err("units", "Send units with all of sum_x, sum_y, sum_xx, sum_yy and sum_xy, or none of them.")
+        return {}
+    units = _as_count(row.get("units"))
+    if units is None or units < 1:
+        err("units", "A whole number of conversations, at least 1.")
+    sums = {f: _as_number(row.get(f)) for f in SUM_FIELDS}
+    limit = metric.max_value**2 if metric.max_value is not None else None
+    for field, number in sums.items():
+        if number is None or number < 0:
+            err(field, "A finite number, not negative.")
+        elif limit is not None and number > limit:
+            err(field, f"Above {metric.key}'s range ({limit:g}).")
+    if sums["sum_x"] is not None and numerator is not None and sums["sum_x"] != numerator:
+        err("sum_x", "Must equal the numerator (Σx over the conversations).")
+    if sums["sum_y"] is not None and denominator is not None and sums["sum_y"] != denominator:
+        err("sum_y", "Must equal the denominator (Σy over the conversations).")
+    return {"units": units, **sums}
 
 
 def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> list[MetricSample]:
@@ -192,6 +234,8 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
                 if denominator is None or denominator < 0:
                     err("denominator", "A whole number, not negative.")
 
+        unit_sums = _unit_sums(row, metric, numerator, denominator, err) if metric is not None else {}
+
         if not errors:
             key = (source, release_id, metric.key if metric else None, market, arm, start)
             if key in seen:
@@ -219,6 +263,7 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
                 denominator=denominator,
                 value=value,
                 received_at=now,
+                **unit_sums,
             )
         )
     if bad:

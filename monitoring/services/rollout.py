@@ -23,7 +23,7 @@ from releases import services as release_services
 from releases.choices import ReleaseStatus
 from releases.models import Release
 
-from ..choices import Arm, Outcome
+from ..choices import Arm, IncidentKind, Outcome
 from ..models import Evaluation, Incident, MetricSample
 from ..selectors import effective_guardrails
 
@@ -35,6 +35,8 @@ class GuardrailStatus:
     failing: list[str] = field(default_factory=list)
     not_passing: list[str] = field(default_factory=list)
     open_incidents: list[int] = field(default_factory=list)
+    # Open data-quality incidents (sample ratio mismatch): shown, never blocking.
+    data_quality_incidents: list[int] = field(default_factory=list)
 
     @property
     def all_pass(self) -> bool:
@@ -48,9 +50,7 @@ def release_guardrail_status(*, release: Release) -> GuardrailStatus:
     latest = {
         (row["guardrail_id"], row["market"]): row
         for row in Evaluation.objects.filter(release_id=release.pk, guardrail_id__in=[g.pk for g in guardrails])
-        .annotate(
-            rank=Window(RowNumber(), partition_by=[F("guardrail_id"), F("market")], order_by=F("window_end").desc())
-        )
+        .annotate(rank=Window(RowNumber(), partition_by=[F("guardrail_id"), F("market")], order_by=F("id").desc()))
         .filter(rank=1)
         .values("guardrail_id", "market", "outcome", "breached")
     }
@@ -62,7 +62,10 @@ def release_guardrail_status(*, release: Release) -> GuardrailStatus:
                 status.failing.append(label)
             elif row is None or row["outcome"] != Outcome.PASS:
                 status.not_passing.append(f"{label}: {row['outcome'] if row else 'not evaluated yet'}")
-    status.open_incidents = list(Incident.objects.open().filter(release_id=release.pk).values_list("pk", flat=True))
+    # A data-quality incident (sample ratio mismatch) takes no release action; its relative verdicts are already
+    # inconclusive, which keeps automation waiting while a person may still decide.
+    for pk, kind in Incident.objects.open().filter(release_id=release.pk).order_by("pk").values_list("pk", "kind"):
+        (status.data_quality_incidents if kind == IncidentKind.DATA_QUALITY else status.open_incidents).append(pk)
     return status
 
 
@@ -73,6 +76,7 @@ def guardrails_guard(context: hooks.TransitionContext) -> None:
         "failing": status.failing,
         "not_passing": status.not_passing,
         "open_incidents": status.open_incidents,
+        "data_quality_incidents": status.data_quality_incidents,
     }
     if context.override:
         return
@@ -99,7 +103,10 @@ def stage_sample_sizes(release_ids: list[int]) -> dict[int, int]:
     """Conversations seen since each release's current stage started: the largest denominator of any metric."""
     rows = (
         MetricSample.objects.filter(
-            release_id__in=release_ids, arm=Arm.TREATMENT, window_start__gte=F("release__stage_started_at")
+            release_id__in=release_ids,
+            arm=Arm.TREATMENT,
+            window_start__gte=F("release__stage_started_at"),
+            source=F("metric__source_of_record"),  # a second source's copy of a window is not more traffic
         )
         .values("release_id", "metric_id")
         .annotate(total=Sum("denominator"))

@@ -15,6 +15,10 @@ from releases.choices import LIVE_STATES, ReleaseStatus
 from releases.models import Release
 from tests.factories import UserFactory, advance_release, make_release
 
+# How long the releases of most tests have been in their current phase: every sample window tests use (the last
+# two days) starts after it, so it belongs to the cohort (METRICS.md: a cohort is the current phase's samples).
+PHASE_AGE = timedelta(days=3)
+
 
 @pytest.fixture
 def no_default_guardrails(db: Any) -> None:
@@ -27,7 +31,7 @@ def put_live(
     status: str = ReleaseStatus.ROLLING_OUT,
     *,
     program_manager: Any = None,
-    stage_age: timedelta = timedelta(0),
+    stage_age: timedelta | None = None,
 ) -> Release:
     """Bring a draft to a live state the way people do, then control time.
 
@@ -35,8 +39,11 @@ def put_live(
     through governance, and a program manager starts the rollout (promoting with an override up to ``launched``
     or ``verifying``); ``paused`` is a rolling-out release paused through ``release_pause``. ``stage_age`` walks
     it ``stage_age`` ago (time-machine), as if its current stage had been running that long: every row, history
-    row and audit event is written as it would have been then, none is rewritten afterwards.
+    row and audit event is written as it would have been then, none is rewritten afterwards. By default the
+    phase is ``PHASE_AGE`` old, so the samples tests send for the last two days belong to its cohort.
     """
+    if stage_age is None:
+        stage_age = PHASE_AGE
     if status not in LIVE_STATES:
         raise ValueError(f"{status} is not a live state")
     if program_manager is None:
@@ -55,6 +62,7 @@ def put_live(
 
 @pytest.fixture
 def rolling_release(author: Any, solution: Any, program_manager: Any, no_default_guardrails: None) -> Release:
+    # Its stage began three days ago, so the samples tests send for the last two days belong to its cohort.
     return put_live(make_release(author=author, solution=solution), program_manager=program_manager)
 
 

@@ -138,6 +138,12 @@ def test_every_monitoring_service_that_writes_governed_state_writes_an_audit_eve
             guardrail=guardrail, release_id=rolling_release.pk, market="US", evaluation=evaluation, now=now
         ),
     )
+    walk.run(
+        "incident_open_data_quality",
+        lambda: services.incident_open_data_quality(
+            guardrail=guardrail, release_id=rolling_release.pk, market="DE", evaluation=evaluation, now=now
+        ),
+    )
     walk.run("incidents_escalate_overdue", lambda: services.incidents_escalate_overdue(now=now + timedelta(days=2)))
     second = make_guardrail(rolling_release, error_rate, name="second")
     services.incident_trigger(guardrail=second, release_id=rolling_release.pk, market="US", evaluation=None, now=now)

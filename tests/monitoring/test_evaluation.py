@@ -15,13 +15,12 @@ from monitoring.choices import (
     Outcome,
     Resolution,
 )
-from monitoring.models import Evaluation, Guardrail, Incident, IncidentEvent, MetricDefinition
+from monitoring.models import Evaluation, Incident, IncidentEvent, MetricDefinition
 from monitoring.services import guardrails_evaluate, incident_resolve
-from monitoring.services.evaluation import window_end_for
 from releases.choices import ReleaseStatus
 from tests.factories import SolutionFactory, advance_release, make_release
 
-from .conftest import ingest, make_guardrail, minutes, put_live, sample_row
+from .conftest import PHASE_AGE, ingest, make_guardrail, minutes, put_live, sample_row
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +29,20 @@ def _cycle(at):
     return guardrails_evaluate(now=at)
 
 
-def test_window_end_respects_maturation_and_interval(csat):
-    guardrail = Guardrail(metric=csat, evaluation_interval=timedelta(minutes=5))
-    now = timezone.now().replace(hour=12, minute=7, second=30, microsecond=0)
-    end = window_end_for(guardrail, now)
-    assert end == (now - timedelta(hours=24)).replace(minute=5, second=0)
+def test_the_cohort_is_the_current_phase_and_a_young_phase_has_no_complete_window(
+    author, solution, program_manager, no_default_guardrails, error_rate
+):
+    # Replaces the rolling-window test: the cohort is every matured sample whose window starts in the phase.
+    release = put_live(
+        make_release(author=author, solution=solution), program_manager=program_manager, stage_age=timedelta(0)
+    )
+    make_guardrail(release, error_rate)
+    ingest(sample_row(release, "error_rate", numerator=300, denominator=1000))  # began before the stage did
+    _cycle(timezone.now())
+    us = Evaluation.objects.get(market="US")
+    assert (us.outcome, us.reason, us.samples, us.n) == (Outcome.INSUFFICIENT_DATA, "no_complete_window", 0, 0)
+    assert us.window_start == release.stage_started_at
+    assert not Incident.objects.exists()
 
 
 # --- the service ----------------------------------------------------------------------------------------------
@@ -59,10 +67,11 @@ def test_breach_opens_one_incident_with_its_evaluation(rolling_release, error_ra
 def test_rerunning_the_same_window_changes_nothing(rolling_release, error_rate, webhook_endpoint):
     make_guardrail(rolling_release, error_rate)
     ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
-    now = timezone.now().replace(second=10)
+    now = timezone.now()
     _cycle(now)
     snapshot = (Evaluation.objects.count(), IncidentEvent.objects.count(), webhook_endpoint.deliveries.count())
-    second = _cycle(now + timedelta(seconds=30))  # same minute: same window end
+    # A look follows the data, not the clock: an hour later, with nothing new, nothing is written.
+    second = _cycle(now + timedelta(hours=1))
     assert second.evaluations == 0 and second.skipped == 2
     assert (Evaluation.objects.count(), IncidentEvent.objects.count(), webhook_endpoint.deliveries.count()) == (
         snapshot
@@ -80,20 +89,71 @@ def test_insufficient_data_never_opens_an_incident(rolling_release, error_rate):
     assert not Incident.objects.exists()
 
 
+def _hour(hours_ago: int):
+    return (timezone.now() - timedelta(hours=hours_ago)).replace(minute=0, second=0, microsecond=0)
+
+
 def test_failure_limit_opens_the_incident_on_the_failure_after_the_limit(rolling_release, error_rate):
+    # Counting is over looks at distinct data (was: over re-evaluations of one window): one window per look.
     make_guardrail(rolling_release, error_rate, failure_limit=2)
-    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
     now = timezone.now()
-    _cycle(now)
-    _cycle(now + minutes(1))
-    assert not Incident.objects.exists()
-    _cycle(now + minutes(2))
-    assert Incident.objects.count() == 1
-    assert list(Evaluation.objects.filter(market="US").order_by("window_end").values_list("failures", "breached")) == [
+    for look in range(3):
+        ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=_hour(5 - look)))
+        _cycle(now + minutes(look))
+        assert Incident.objects.count() == (1 if look == 2 else 0)
+    assert list(Evaluation.objects.filter(market="US").order_by("id").values_list("failures", "breached")) == [
         (1, False),
         (2, False),
         (3, True),
     ]
+
+
+def test_reevaluating_unchanged_data_moves_no_counter(rolling_release, error_rate):
+    # Issue 9 (3): an unchanged hourly sample breached failure_limit=3 on its 4th re-evaluation. No more.
+    make_guardrail(rolling_release, error_rate, failure_limit=3)
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000))
+    now = timezone.now()
+    for look in range(10):
+        _cycle(now + timedelta(minutes=5 * look))
+    us = Evaluation.objects.get(market="US")
+    assert (us.outcome, us.failures, us.breached, us.samples) == (Outcome.FAIL, 1, False, 1)
+    assert not Incident.objects.exists()
+
+
+def test_daily_samples_reach_a_verdict(author, solution, program_manager, no_default_guardrails, error_rate):
+    # Issue 9 (4): daily windows never lay inside a 24 h evaluation window ending on the interval; in a cohort
+    # each matured day is judged, whenever it is ingested.
+    release = put_live(
+        make_release(author=author, solution=solution), program_manager=program_manager, stage_age=PHASE_AGE
+    )
+    make_guardrail(release, error_rate, absolute_threshold=0.05, min_sample_size=500)
+    day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    ingest(
+        sample_row(
+            release,
+            "error_rate",
+            numerator=4,
+            denominator=2000,
+            window_start=day,
+            window_end=(day + timedelta(days=1)).isoformat(),
+        )
+    )
+    _cycle(timezone.now())
+    us = Evaluation.objects.get(market="US")
+    assert (us.outcome, us.n, us.samples) == (Outcome.PASS, 2000, 1)
+    ingest(
+        sample_row(
+            release,
+            "error_rate",
+            numerator=600,
+            denominator=2000,
+            window_start=day + timedelta(days=1),
+            window_end=(day + timedelta(days=2)).isoformat(),
+        )
+    )
+    _cycle(timezone.now() + minutes(1))
+    latest = Evaluation.objects.filter(market="US").order_by("-id").first()
+    assert (latest.outcome, latest.n, latest.samples) == (Outcome.FAIL, 4000, 2)
 
 
 def test_dry_run_evaluates_but_never_acts(rolling_release, error_rate):
@@ -128,7 +188,7 @@ def test_pause_action_runs_through_the_release_service_as_the_system(rolling_rel
 
 
 def test_rollback_action_on_a_verifying_release(author, solution, no_default_guardrails, error_rate):
-    release = put_live(make_release(author=author, solution=solution), ReleaseStatus.VERIFYING)
+    release = put_live(make_release(author=author, solution=solution), ReleaseStatus.VERIFYING, stage_age=PHASE_AGE)
     make_guardrail(release, error_rate, action=GuardrailAction.ROLLBACK)
     ingest(sample_row(release, "error_rate", numerator=300, denominator=1000))
     _cycle(timezone.now())
@@ -161,18 +221,22 @@ def test_oscillating_metric_is_one_incident_not_a_page_storm(rolling_release, er
     assert webhook_endpoint.deliveries.count() == 1
 
 
-def test_data_gap_keeps_the_incident_open(rolling_release, error_rate):
-    make_guardrail(rolling_release, error_rate, evaluation_window=timedelta(hours=4))
+def test_data_gap_keeps_the_incident_open(rolling_release, error_rate, program_manager):
+    # Was: the window left a rolling span. A cohort keeps its data; a gap is a new phase with none yet (a resume).
+    make_guardrail(rolling_release, error_rate, action=GuardrailAction.PAUSE)
     start = timezone.now() - timedelta(hours=3)
     ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=start))
     now = timezone.now()
     _cycle(now)
-    # Four hours later the only window has left the evaluation span: no data at all.
-    later = now + timedelta(hours=4)
+    from releases import services as release_services
+
+    rolling_release.refresh_from_db()
+    release_services.release_resume(release=rolling_release, actor=program_manager, reason="fix deployed")
     for look in range(4):
-        _cycle(later + minutes(look))
-    latest = Evaluation.objects.filter(market="US").order_by("-window_end").first()
-    assert latest.outcome == Outcome.INSUFFICIENT_DATA
+        _cycle(now + minutes(look + 1))
+    latest = Evaluation.objects.filter(market="US").order_by("-id").first()
+    assert (latest.outcome, latest.reason) == (Outcome.INSUFFICIENT_DATA, "no_complete_window")
+    assert Evaluation.objects.filter(market="US").count() == 2  # one look per phase's data, not per cycle
     assert Incident.objects.get().status == IncidentStatus.TRIGGERED
 
 
@@ -186,12 +250,15 @@ def test_auto_resolve_after_consecutive_passes_and_reopen_links_the_old_incident
     _cycle(now + minutes(1))
     first = Incident.objects.get()
     assert first.status == IncidentStatus.TRIGGERED  # one pass is not enough
-    result = _cycle(now + minutes(2))
+    assert _cycle(now + minutes(2)).evaluations == 0  # nor is a re-read of the same data
+    ingest(sample_row(rolling_release, "error_rate", numerator=5, denominator=1000, window_start=_hour(2)))
+    result = _cycle(now + minutes(3))
     first.refresh_from_db()
     assert result.incidents_resolved == 1
     assert (first.status, first.resolution) == (IncidentStatus.RESOLVED, Resolution.AUTO_RECOVERED)
     ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=start))
-    _cycle(now + minutes(3))
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=_hour(2)))
+    _cycle(now + minutes(4))
     second = Incident.objects.exclude(pk=first.pk).get()
     assert second.previous_incident == first
     assert second.status == IncidentStatus.TRIGGERED
@@ -199,7 +266,15 @@ def test_auto_resolve_after_consecutive_passes_and_reopen_links_the_old_incident
 
 def test_relative_guardrail_against_the_control_arm(rolling_release, csat):
     # CSAT, higher is better: treatment 70% vs control 85%, tolerance 3 points → fail.
-    make_guardrail(rolling_release, csat, absolute_threshold=None, relative_margin=0.03, min_sample_size=500)
+    # A declared 50/50 split (the stage's percent is the default plan; these counts are an even holdout).
+    make_guardrail(
+        rolling_release,
+        csat,
+        absolute_threshold=None,
+        relative_margin=0.03,
+        min_sample_size=500,
+        planned_treatment_share=0.5,
+    )
     start = timezone.now() - timedelta(days=2)
     ingest(
         sample_row(rolling_release, "csat", numerator=1400, denominator=2000, window_start=start),
@@ -218,12 +293,16 @@ def test_relative_guardrail_falls_back_to_the_previous_verified_release(
 ):
     previous = make_release(author=author, solution=solution)
     previous = advance_release(previous, ReleaseStatus.VERIFIED, program_manager=program_manager)
-    current = put_live(make_release(author=author, solution=solution), program_manager=program_manager)
+    current = put_live(
+        make_release(author=author, solution=solution), program_manager=program_manager, stage_age=PHASE_AGE
+    )
     make_guardrail(current, csat, absolute_threshold=None, relative_margin=0.03, min_sample_size=500)
     start = timezone.now() - timedelta(days=2)
     ingest(
-        sample_row(previous, "csat", numerator=1640, denominator=2000, window_start=start),
-        sample_row(current, "csat", numerator=1660, denominator=2000, window_start=start),
+        # Twice the sample of the fixed-level days: each of the K = 2 sequences (1 guardrail × 2 markets) now
+        # has α/2, so the same 1-point difference needs more data to pass a 3-point margin.
+        sample_row(previous, "csat", numerator=3280, denominator=4000, window_start=start),
+        sample_row(current, "csat", numerator=3320, denominator=4000, window_start=start),
     )
     _cycle(timezone.now())
     evaluation = Evaluation.objects.get(release=current, market="US")
@@ -252,7 +331,7 @@ def test_gauge_guardrail(rolling_release):
 
 
 def test_defaults_per_risk_level_are_inherited(author, solution, error_rate):
-    release = put_live(make_release(author=author, solution=solution, risk_level="critical"))
+    release = put_live(make_release(author=author, solution=solution, risk_level="critical"), stage_age=PHASE_AGE)
     ingest(sample_row(release, "error_rate", numerator=300, denominator=1000))
     _cycle(timezone.now())
     evaluation = Evaluation.objects.get(market="US", guardrail__metric=error_rate)
@@ -267,11 +346,13 @@ def test_evaluation_batch_query_count_does_not_grow_with_releases(
     releases = []
     for _ in range(12):
         # One solution cannot roll out twice in the same markets, so each release is its own solution's.
-        release = put_live(make_release(author=author, solution=SolutionFactory()))
+        release = put_live(make_release(author=author, solution=SolutionFactory()), stage_age=PHASE_AGE)
         make_guardrail(release, error_rate)
         releases.append(release)
     ingest(*[sample_row(r, "error_rate", numerator=1, denominator=1000, market=m) for r in releases for m in ("US",)])
-    with django_assert_max_num_queries(12):
+    # 13, constant in releases: the previous-verified-release lookup now always runs (it decides whether a release
+    # is its solution's first, judged on absolute bounds when it has no control arm).
+    with django_assert_max_num_queries(13):
         result = _cycle(timezone.now())
     assert result.evaluations == 24 and result.outcomes[Outcome.PASS] == 12
 
@@ -305,6 +386,8 @@ def test_a_missed_action_is_taken_by_the_next_cycle(rolling_release, error_rate,
     rolling_release.refresh_from_db()
     assert rolling_release.status == ReleaseStatus.ROLLING_OUT
     monkeypatch.undo()
+    # The next failing look (new data) acts.
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=_hour(3)))
     _cycle(now + minutes(1))
     rolling_release.refresh_from_db()
     assert rolling_release.status == ReleaseStatus.PAUSED
@@ -318,7 +401,9 @@ def test_manual_resolve_then_failure_opens_a_linked_incident(rolling_release, er
     _cycle(now)
     first = Incident.objects.get()
     incident_resolve(incident=first, actor=oncall, resolution=Resolution.FIXED, note="config fixed")
-    _cycle(now + minutes(1))
+    assert _cycle(now + minutes(1)).evaluations == 0  # no new data: the resolution stands
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=_hour(3)))
+    _cycle(now + minutes(2))
     second = Incident.objects.get(status=IncidentStatus.TRIGGERED)
     assert second.previous_incident_id == first.pk
 
@@ -326,33 +411,79 @@ def test_manual_resolve_then_failure_opens_a_linked_incident(rolling_release, er
 def test_one_releases_poisoned_samples_are_its_error_and_the_other_release_still_gets_its_incident(
     author, no_default_guardrails, error_rate, caplog
 ):
-    poisoned = put_live(make_release(author=author, solution=SolutionFactory()))
-    breaching = put_live(make_release(author=author, solution=SolutionFactory()))
-    # Ingestion now bounds values by the definition's range; poison that got in anyway (a definition without an
-    # upper bound, rows from before the bounds) must still be only its release's problem.
-    MetricDefinition.objects.filter(key="latency_p95_ms").update(max_value=None)
-    latency = MetricDefinition.objects.get(key="latency_p95_ms")
-    make_guardrail(poisoned, latency, absolute_threshold=2000, min_sample_size=1)
+    poisoned = put_live(make_release(author=author, solution=SolutionFactory()), stage_age=PHASE_AGE)
+    breaching = put_live(make_release(author=author, solution=SolutionFactory()), stage_age=PHASE_AGE)
+    # Ingestion bounds counts and sums by the definition's range; poison that got in anyway (a definition without
+    # an upper bound, rows from before the bounds) must still be only its release's problem.
+    MetricDefinition.objects.filter(key="error_rate").update(max_value=None)
+    make_guardrail(poisoned, error_rate)
     make_guardrail(breaching, error_rate)
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
-    # Two windows of 1e308: each is a finite float, their sum overflows PostgreSQL's double precision.
+    # A first look before any data: the error look below must not hide behind this look's (empty) identity.
+    _cycle(timezone.now() - minutes(1))
+    assert set(Evaluation.objects.values_list("reason", flat=True)) == {"no_complete_window"}
+    poison = {"units": 500, "sum_x": 10, "sum_y": 1000, "sum_xx": 1e308, "sum_yy": 1e308, "sum_xy": 1e308}
+    # Two windows of 1e308 sums: each is a finite float, their sum overflows PostgreSQL's double precision.
     ingest(
         *[
-            sample_row(
-                poisoned, "latency_p95_ms", numerator=0, denominator=0, value=1e308, window_start=hour - minutes(m)
-            )
+            sample_row(poisoned, "error_rate", numerator=10, denominator=1000, window_start=hour - minutes(m), **poison)
             for m in (180, 120)
         ],
         sample_row(breaching, "error_rate", numerator=300, denominator=1000),
     )
     result = _cycle(timezone.now())
-    # Every market of the poisoned release is in error (its samples could not even be added up)...
-    poisoned_looks = Evaluation.objects.filter(release=poisoned)
-    assert {e.market for e in poisoned_looks} == set(poisoned.markets)
+    # The market that received the poison is in error (its release's samples could not even be added up); DE got
+    # no new data, so it has no new look...
+    poisoned_looks = Evaluation.objects.filter(release=poisoned).exclude(reason="no_complete_window")
+    assert {e.market for e in poisoned_looks} == {"US"}
     assert all(e.outcome == Outcome.ERROR and "overflow" in e.detail for e in poisoned_looks)
     assert not Incident.objects.filter(release=poisoned).exists()
     # ...and the other release was judged in the same batch and got its incident.
-    assert Evaluation.objects.get(release=breaching, market="US").outcome == Outcome.FAIL
+    assert Evaluation.objects.filter(release=breaching, market="US").latest("id").outcome == Outcome.FAIL
     assert Incident.objects.get().release_id == breaching.pk
-    assert result.errors == len(poisoned.markets) and result.incidents_opened == 1
+    assert result.errors == 1 and result.incidents_opened == 1
     assert "could not be evaluated" in caplog.text
+
+
+def test_a_1e308_gauge_value_is_judged_without_overflowing_anything(author, no_default_guardrails, error_rate):
+    # Gauges are no longer averaged (an average of percentiles is no percentile): the latest window is compared
+    # with the bound, so 1e308 is simply far over it — that release's failure, and the other release is judged.
+    poisoned = put_live(make_release(author=author, solution=SolutionFactory()), stage_age=PHASE_AGE)
+    other = put_live(make_release(author=author, solution=SolutionFactory()), stage_age=PHASE_AGE)
+    MetricDefinition.objects.filter(key="latency_p95_ms").update(max_value=None)
+    latency = MetricDefinition.objects.get(key="latency_p95_ms")
+    make_guardrail(poisoned, latency, absolute_threshold=2000, min_sample_size=2)
+    make_guardrail(other, error_rate)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    rows = []
+    for m in (180, 120):
+        row = sample_row(
+            poisoned, "latency_p95_ms", numerator=0, denominator=0, value=1e308, window_start=hour - minutes(m)
+        )
+        del row["numerator"], row["denominator"]
+        rows.append(row)
+    ingest(*rows, sample_row(other, "error_rate", numerator=300, denominator=1000))
+    _cycle(timezone.now())
+    gauge = Evaluation.objects.get(release=poisoned, market="US")
+    assert (gauge.outcome, gauge.n, gauge.variance_method) == (Outcome.FAIL, 2, "none")
+    assert Incident.objects.filter(release=other).count() == 1
+
+
+def test_manual_resolve_then_recovery_opens_nothing_and_resolves_nothing(rolling_release, error_rate, oncall):
+    # README, "Manual resolve and recovery": a person's resolution leaves the counters; passing looks recover the
+    # guardrail without reopening, and a recovery with no open incident has nothing to resolve.
+    make_guardrail(rolling_release, error_rate, consecutive_success_limit=2)
+    now = timezone.now()
+    ingest(sample_row(rolling_release, "error_rate", numerator=300, denominator=1000, window_start=_hour(5)))
+    _cycle(now)
+    incident_resolve(incident=Incident.objects.get(), actor=oncall, resolution=Resolution.FIXED, note="hotfix")
+    counters = []
+    for look, hours_ago in enumerate((4, 3, 2)):
+        ingest(sample_row(rolling_release, "error_rate", numerator=0, denominator=5000, window_start=_hour(hours_ago)))
+        result = _cycle(now + minutes(look + 1))
+        assert result.incidents_opened == result.incidents_resolved == 0
+        us = Evaluation.objects.filter(market="US").order_by("-id").first()
+        counters.append((us.outcome, us.consecutive_passes, us.breached))
+    assert counters[0][2] is True  # still breached after the person's resolution
+    assert counters[-1][2] is False and counters[-1][0] == Outcome.PASS
+    assert Incident.objects.count() == 1 and Incident.objects.get().resolution == Resolution.FIXED

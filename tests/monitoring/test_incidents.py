@@ -164,7 +164,7 @@ def test_guardrail_list_query_count(rolling_release, error_rate, auditor, django
     with django_assert_max_num_queries(6):
         response = api_as(auditor).get("/api/v1/guardrails/")
     assert response.json()["count"] >= 5
-    assert api_as(auditor).get("/api/v1/metric-definitions/").json()["count"] == 7
+    assert api_as(auditor).get("/api/v1/metric-definitions/").json()["count"] == 8  # with slow_turn_rate
 
 
 def test_escalation_after_the_severity_deadline(incident, webhook_endpoint):

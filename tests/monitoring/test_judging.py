@@ -72,7 +72,8 @@ def test_a_rate_far_over_its_bound_fails_and_far_under_passes():
 def test_below_the_minimum_sample_is_insufficient_data_never_fail():
     judgement = judge(RATE_LOWER, Totals(numerator=99, denominator=99), None)
     assert judgement.outcome == Outcome.INSUFFICIENT_DATA
-    assert judgement.detail == "n=99 below the minimum sample 100"
+    # The reason says what is missing in the person's terms.
+    assert (judgement.reason, judgement.detail) == ("below_minimum_sample", "99 of 100 in the sample so far")
 
 
 def test_relative_rule_without_a_baseline_is_insufficient_and_with_one_is_judged():
@@ -81,7 +82,8 @@ def test_relative_rule_without_a_baseline_is_insufficient_and_with_one_is_judged
         min_sample_size=100, confidence=0.95, tuning_n=200,
     )  # fmt: skip
     alone = judge(relative, Totals(numerator=500, denominator=1000), None)
-    assert alone.outcome == Outcome.INSUFFICIENT_DATA and "No baseline" in alone.detail
+    assert alone.outcome == Outcome.INSUFFICIENT_DATA and alone.reason == "no_control_arm"
+    assert "no control arm" in alone.detail
     worse = judge(relative, Totals(numerator=500, denominator=5000), Totals(numerator=4000, denominator=5000))
     assert worse.outcome == Outcome.FAIL and worse.baseline == pytest.approx(0.8) and worse.baseline_n == 5000
     assert worse.difference_upper is not None and worse.difference_upper < -0.02

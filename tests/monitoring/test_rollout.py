@@ -147,3 +147,46 @@ def test_one_release_raising_does_not_stop_the_others(author, no_default_guardra
     assert result.failed == {broken.pk: "ZeroDivisionError: a bug met this release's data"}
     broken.refresh_from_db()
     assert broken.current_stage.position == 1
+
+
+def test_a_solutions_first_release_under_the_seeded_defaults_can_be_promoted_automatically(author, solution):
+    # Issue 9 (9): every seeded relative default had no baseline on a first release and stayed insufficient_data,
+    # so auto-promotion never happened. With the absolute floors, good data without a control arm is enough.
+    release = put_live(make_release(author=author, solution=solution, auto_promote=True, risk_level="medium"))
+    start = timezone.now() - timedelta(days=2)
+    for market in ("US", "DE"):
+        ingest(
+            sample_row(release, "error_rate", numerator=10, denominator=5000, market=market, window_start=start),
+            sample_row(release, "escalation_rate", numerator=300, denominator=2000, market=market, window_start=start),
+            sample_row(release, "csat", numerator=1700, denominator=2000, market=market, window_start=start),
+        )
+    guardrails_evaluate()
+    looks = Evaluation.objects.filter(release=release)
+    assert {e.guardrail.risk_level for e in looks} == {"medium"} and looks.count() == 6
+    assert {(e.outcome, e.reason) for e in looks if e.guardrail.relative_margin is not None} == {
+        (Outcome.PASS, "no_control_arm")
+    }
+    assert {e.outcome for e in looks} == {Outcome.PASS}
+    assert rollout_automate().promoted == [release.pk]
+
+
+def test_a_person_may_override_guardrails_to_complete_verification_but_never_the_window(
+    author, solution, no_default_guardrails, error_rate, program_manager, monkeypatch
+):
+    monkeypatch.setattr("governance.services.checklist_gate_guard", lambda **kwargs: None)
+    release = put_live(make_release(author=author, solution=solution), ReleaseStatus.VERIFYING)
+    make_guardrail(release, error_rate)
+    ingest(sample_row(release, "error_rate", numerator=300, denominator=1000))
+    guardrails_evaluate()
+    with pytest.raises(GuardFailed) as window:
+        release_services.release_complete_verification(
+            release=release, actor=program_manager, override=True, reason="Known data gap"
+        )
+    assert window.value.code == "verification_window"
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        with pytest.raises(GuardFailed):
+            release_services.release_complete_verification(release=release, actor=program_manager)
+        verified = release_services.release_complete_verification(
+            release=release, actor=program_manager, override=True, reason="Error spike was the vendor outage"
+        )
+    assert verified.status == ReleaseStatus.VERIFIED
