@@ -14,11 +14,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from core.actors import Actor
-from core.service_support import require_permission
-from monitoring.errors import InvalidRows, TooManyRows
 
 # The same parsing rules as metric samples: JSON integers for counts, aware ISO 8601 date-times.
-from monitoring.services.ingestion import _as_count, _as_datetime, _as_number
+from core.bulk_input import as_count, as_datetime, as_number
+from core.service_support import require_permission
+from monitoring.errors import InvalidRows, TooManyRows
 from releases.choices import Audience
 from releases.models import AutomationSolution
 
@@ -95,7 +95,7 @@ def validate_volumes(rows: Sequence[Any], *, now: datetime | None = None) -> lis
             solution_id = solutions.get(served_by)
             if solution_id is None:
                 err("solution", f"Unknown solution {served_by!r}.")
-        start, end = _as_datetime(row.get("window_start")), _as_datetime(row.get("window_end"))
+        start, end = as_datetime(row.get("window_start")), as_datetime(row.get("window_end"))
         if start is None:
             err("window_start", "An ISO 8601 date-time with a time zone is required.")
         if end is None:
@@ -106,7 +106,7 @@ def validate_volumes(rows: Sequence[Any], *, now: datetime | None = None) -> lis
         counts: dict[str, int] = {}
         for field in (*COUNT_FIELDS, "csat_responses", "csat_positive"):
             raw = row.get(field, 0 if field.startswith("csat") else None)
-            count = _as_count(raw)
+            count = as_count(raw)
             if count is None:
                 err(field, "A whole number is required.")
             elif count < 0:
@@ -120,7 +120,7 @@ def validate_volumes(rows: Sequence[Any], *, now: datetime | None = None) -> lis
                 err("csat_positive", "Must not be above csat_responses.")
             if counts["csat_responses"] > counts["conversations"]:
                 err("csat_responses", "Must not be above conversations.")
-        handle = _as_number(row.get("avg_handle_minutes", 0 if counts.get("handed_to_human") == 0 else None))
+        handle = as_number(row.get("avg_handle_minutes", 0 if counts.get("handed_to_human") == 0 else None))
         if handle is None:
             err("avg_handle_minutes", "A finite number of minutes is required when conversations were handed off.")
         elif not 0 <= handle <= MAX_HANDLE_MINUTES:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,8 +13,8 @@ from typing import Any
 import psycopg
 from django.db import OperationalError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from core.bulk_input import MAX_STORABLE_INT, as_count, as_datetime, as_number
 from releases.models import Release
 
 from ..choices import Arm, MetricKind
@@ -54,46 +53,6 @@ LATEST_SAMPLE_END = timedelta(hours=1)
 LONGEST_WINDOW = timedelta(days=31)
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        parsed: datetime | None = value
-    elif isinstance(value, str):
-        try:
-            parsed = parse_datetime(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    if parsed is None or timezone.is_naive(parsed):
-        return None
-    return parsed
-
-
-# PostgreSQL's bigint (and SQLite's INTEGER): a larger number is a bad row, not a database error.
-MAX_STORABLE_INT = 2**63 - 1
-
-
-def _as_count(value: Any) -> int | None:
-    # JSON integers only: a bool is not a count, and 2.5 conversations is a bug upstream.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and abs(value) <= MAX_STORABLE_INT:
-        return value
-    return None
-
-
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # a JSON integer with hundreds of digits
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _as_release_id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -129,10 +88,10 @@ def _unit_sums(
     if len(present) != 1 + len(SUM_FIELDS):
         err("units", "Send units with all of sum_x, sum_y, sum_xx, sum_yy and sum_xy, or none of them.")
         return {}
-    units = _as_count(row.get("units"))
+    units = as_count(row.get("units"))
     if units is None or units < 1:
         err("units", "A whole number of conversations, at least 1.")
-    sums = {f: _as_number(row.get(f)) for f in SUM_FIELDS}
+    sums = {f: as_number(row.get(f)) for f in SUM_FIELDS}
     limit = metric.max_value**2 if metric.max_value is not None else None
     for field, number in sums.items():
         if number is None or number < 0:
@@ -189,7 +148,7 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
         source = row.get("source", "api") or "api"
         if not isinstance(source, str) or len(source) > 64:
             err("source", "A source name of at most 64 characters.")
-        start, end = _as_datetime(row.get("window_start")), _as_datetime(row.get("window_end"))
+        start, end = as_datetime(row.get("window_start")), as_datetime(row.get("window_end"))
         if start is None:
             err("window_start", "An ISO 8601 date-time with a time zone is required.")
         if end is None:
@@ -205,7 +164,7 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
 
         numerator = denominator = value = None
         if metric is not None and metric.kind == MetricKind.RATE:
-            numerator, denominator = _as_count(row.get("numerator")), _as_count(row.get("denominator"))
+            numerator, denominator = as_count(row.get("numerator")), as_count(row.get("denominator"))
             if numerator is None:
                 err("numerator", "A whole number is required.")
             elif numerator < 0:
@@ -222,7 +181,7 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
             if row.get("value") is not None:
                 err("value", f"{metric.key} is a rate: send numerator and denominator, not a value.")
         elif metric is not None:
-            value = _as_number(row.get("value"))
+            value = as_number(row.get("value"))
             if value is None:
                 err("value", "A finite number is required.")
             elif value < 0:
@@ -230,7 +189,7 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
             elif problem := _out_of_range(value, metric):
                 err("value", problem)
             if row.get("denominator") is not None:
-                denominator = _as_count(row.get("denominator"))
+                denominator = as_count(row.get("denominator"))
                 if denominator is None or denominator < 0:
                     err("denominator", "A whole number, not negative.")
 

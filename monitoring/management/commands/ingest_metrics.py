@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
+from core.bulk_input import read_csv_rows
 from monitoring.errors import InvalidRows
 from monitoring.services.ingestion import MAX_ROWS, enqueue_evaluation, upsert_samples, validate_samples
 
 COLUMNS = ("release", "metric", "market", "window_start", "window_end")
 TEXT_COLUMNS = {"metric", "market", "arm", "source", "window_start", "window_end"}
-
-
-def _cell(value: str | None) -> Any:
-    if value is None or value.strip() == "":
-        return None
-    text = value.strip()
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)  # "nan" and "inf" parse here and are refused by validation like any other
-    except ValueError:
-        return text
-
-
-def _row(raw: dict[str, str | None]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for key, value in raw.items():
-        if not key:
-            continue
-        parsed = (value or "").strip() if key in TEXT_COLUMNS else _cell(value)
-        if parsed not in (None, ""):  # an empty optional cell means "not sent", as in JSON
-            row[key] = parsed
-    return row
 
 
 class Command(BaseCommand):
@@ -52,15 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-enqueue", action="store_true", help="Do not queue an evaluation afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            with open(options["file"], newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise CommandError(f"Missing column(s): {', '.join(missing)}")
-                rows = [_row(raw) for raw in reader]
-        except OSError as exc:
-            raise CommandError(str(exc)) from exc
+        rows = read_csv_rows(options["file"], required=COLUMNS, text_columns=TEXT_COLUMNS)
         chunks = [rows[start : start + MAX_ROWS] for start in range(0, len(rows), MAX_ROWS)]
         validated = []
         problems: list[str] = []

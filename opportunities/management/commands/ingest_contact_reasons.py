@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from core.bulk_input import read_csv_rows
 from monitoring.errors import InvalidRows
 from opportunities.ingestion import MAX_ROWS, upsert_volumes, validate_volumes
 
@@ -24,27 +24,6 @@ COLUMNS = (
 TEXT_COLUMNS = {"contact_reason", "market", "audience", "arm", "source", "solution", "window_start", "window_end"}
 
 
-def _cell(value: str) -> Any:
-    text = value.strip()
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)  # "nan" and "inf" parse here and are refused by validation like any other
-    except ValueError:
-        return text
-
-
-def _row(raw: dict[str, str | None]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for key, value in raw.items():
-        if not key or value is None or not value.strip():
-            continue  # an empty optional cell means "not sent", as in JSON
-        row[key] = value.strip() if key in TEXT_COLUMNS else _cell(value)
-    return row
-
-
 class Command(BaseCommand):
     help = (
         "Upsert contact-reason volumes from a CSV with columns contact_reason, market, audience, window_start, "
@@ -56,15 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("file")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            with open(options["file"], newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise CommandError(f"Missing column(s): {', '.join(missing)}")
-                rows = [_row(raw) for raw in reader]
-        except OSError as exc:
-            raise CommandError(str(exc)) from exc
+        rows = read_csv_rows(options["file"], required=COLUMNS, text_columns=TEXT_COLUMNS)
         validated = []
         problems: list[str] = []
         for start in range(0, len(rows), MAX_ROWS):
