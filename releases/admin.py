@@ -9,16 +9,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from core.actors import request_actor
 from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
+from core.errors import DomainError
 
 from . import services
 from .choices import EDITABLE_STATES, ReleaseStatus
+from .diff import ReleaseDiff, release_diff
 from .forms import MarketsField
 from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
@@ -223,6 +226,12 @@ class ReleaseAdmin(GovernedModelAdmin):
                 self.admin_site.admin_view(self.transition_view),
                 name="releases_release_transition",
             ),
+            path("<int:object_id>/diff/", self.admin_site.admin_view(self.diff_view), name="releases_release_diff"),
+            path(
+                "<int:object_id>/new-version/",
+                self.admin_site.admin_view(self.new_version_view),
+                name="releases_release_new_version",
+            ),
             path(
                 "<int:object_id>/reassign/",
                 self.admin_site.admin_view(self.reassign_view),
@@ -240,6 +249,9 @@ class ReleaseAdmin(GovernedModelAdmin):
             available = {t.name for t in transitions_available_to(release=release, user=request_actor(request))}
             extra_context["available_transitions"] = [t for t in BUTTON_TRANSITIONS if t.name in available]
             extra_context["transition_extra_panels"] = self.extra_panels(request, release)
+            extra_context["diff_panel"] = self.diff_panel(request, release_diff(release=release))
+            extra_context["diff_open"] = release.status in (ReleaseStatus.DRAFT, ReleaseStatus.IN_REVIEW)
+            extra_context["can_new_version"] = request.user.has_perm("releases.add_release")
             user = request_actor(request)
             is_manager = user.has_perm("releases.manage_rollout")  # type: ignore[attr-defined]
             if release.status in EDITABLE_STATES and (is_manager or user.pk == release.author_id):
@@ -258,6 +270,60 @@ class ReleaseAdmin(GovernedModelAdmin):
         """Extension point: HTML panels rendered under the transition buttons. Apps on higher floors subclass this
         admin and re-register it (governance adds policy status, decisions and checklists)."""
         return []
+
+    def diff_panel(self, request: HttpRequest, diff: ReleaseDiff) -> SafeString:
+        """The diff of a release, with the other releases of its solution to compare with."""
+        choices = (
+            Release.objects.filter(solution_id=diff.release.solution_id)
+            .exclude(pk=diff.release.pk)
+            .only("pk", "version", "status", "title")
+            .order_by("-version")
+        )
+        return render_to_string(
+            "admin/releases/release/diff_panel.html", {"diff": diff, "diff_choices": choices}, request=request
+        )
+
+    def diff_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The full-width diff page, linked from the review queue; ``?against=<id>`` picks another version."""
+        release = get_object_or_404(Release.objects.with_related(), pk=object_id)
+        if not self.has_view_permission(request, release):
+            return HttpResponseRedirect(reverse("admin:index"))
+        against_id = request.GET.get("against", "")
+        against = (
+            Release.objects.with_related().filter(pk=int(against_id), solution_id=release.solution_id).first()
+            if against_id.isdigit() and len(against_id) < 10
+            else None
+        )
+        diff = release_diff(release=release, against=against)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Changes in {release}",
+            "diff": diff,
+            "diff_choices": Release.objects.filter(solution_id=release.solution_id)
+            .exclude(pk=release.pk)
+            .only("pk", "version", "status", "title")
+            .order_by("-version"),
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/releases/release/diff.html", context)
+
+    def new_version_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """POST: a new draft from this release's content; the author lands on it, ready to edit."""
+        release = get_object_or_404(Release, pk=object_id)
+        change_url = reverse("admin:releases_release_change", args=[release.pk])
+        if request.method != "POST" or not self.has_view_permission(request, release):
+            return HttpResponseRedirect(change_url)
+        try:
+            created = services.release_new_version(release=release, actor=request_actor(request))
+        except DomainError as exc:
+            self.message_user(request, f"New version refused: {exc.detail}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        self.message_user(
+            request,
+            f"Draft v{created.version} created from v{release.version}: edit it, then submit it for review.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:releases_release_change", args=[created.pk]))
 
     def reassign_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Ownership: a program manager names the author and co-authors, the author names co-authors."""
