@@ -247,6 +247,7 @@ class ReleaseAdmin(GovernedModelAdmin):
         release = self.get_object(request, object_id)
         if release is not None:
             available = {t.name for t in transitions_available_to(release=release, user=request_actor(request))}
+            available -= self.panel_transitions(request, release)
             extra_context["available_transitions"] = [t for t in BUTTON_TRANSITIONS if t.name in available]
             extra_context["transition_extra_panels"] = self.extra_panels(request, release)
             extra_context["diff_panel"] = self.diff_panel(request, release_diff(release=release))
@@ -324,6 +325,11 @@ class ReleaseAdmin(GovernedModelAdmin):
             messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:releases_release_change", args=[created.pk]))
+
+    def panel_transitions(self, request: HttpRequest, release: Release) -> set[str]:
+        """Transitions a higher app's panel offers in its own words; their lifecycle buttons are left out so each
+        action has one place (governance's decision form offers request changes and reject)."""
+        return set()
 
     def reassign_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Ownership: a program manager names the author and co-authors, the author names co-authors."""
