@@ -21,8 +21,9 @@ from core.errors import DomainError
 
 from . import services
 from .choices import EDITABLE_STATES, ReleaseStatus
+from .content import flow_to_text, parameters_to_text
 from .diff import ReleaseDiff, release_diff
-from .forms import MarketsField
+from .forms import FlowField, MarketChoicesField, MarketsField, ParametersField, ToolsField
 from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
 from .services import StageSpec, validate_stage_plan
@@ -95,8 +96,27 @@ class StageInlineFormSet(forms.BaseInlineFormSet):
         ]
 
 
+class RolloutStageForm(forms.ModelForm):
+    markets = MarketsField(
+        widget=forms.TextInput(attrs={"size": 12, "placeholder": "all"}),
+        help_text="e.g. US, DE; empty = all the release's markets.",
+    )
+
+    class Meta:
+        model = RolloutStage
+        fields = ["position", "name", "traffic_percent", "markets", "min_hold", "min_sample_size"]
+        widgets = {
+            "position": forms.NumberInput(attrs={"style": "width:4em"}),
+            "traffic_percent": forms.NumberInput(attrs={"style": "width:5em"}),
+            "min_sample_size": forms.NumberInput(attrs={"style": "width:7em"}),
+            "name": forms.TextInput(attrs={"size": 16}),
+            "min_hold": forms.TextInput(attrs={"size": 10}),
+        }
+
+
 class RolloutStageInline(admin.TabularInline):
     model = RolloutStage
+    form = RolloutStageForm
     formset = StageInlineFormSet
     extra = 0
     fields = ["position", "name", "traffic_percent", "markets", "min_hold", "min_sample_size", "started_at"]
@@ -126,7 +146,11 @@ class RolloutStageInline(admin.TabularInline):
 
 
 class ReleaseAdminForm(forms.ModelForm):
-    markets = MarketsField()
+    # Structured content is authored as readable lines and checkboxes; the services validate again.
+    markets = MarketChoicesField()
+    resolution_flow = FlowField(label="Resolution flow")
+    model_parameters = ParametersField(label="Model parameters")
+    tools = ToolsField()
 
     class Meta:
         model = Release
@@ -168,6 +192,42 @@ class ReleaseAdmin(GovernedModelAdmin):
         ("Lifecycle", {"fields": ["status_badge", *services.RELEASE_LIFECYCLE_FIELDS]}),
     ]
 
+    # Read-only pages show content as people read it, not as JSON.
+    READABLE_CONTENT = {
+        "resolution_flow": "flow_display",
+        "model_parameters": "parameters_display",
+        "tools": "tools_display",
+        "markets": "markets_display",
+    }
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = [(name, {**options, "fields": list(options["fields"])}) for name, options in self.fieldsets]
+        if obj is None:
+            # Nothing of the lifecycle exists before the release does: no block of '-' on the add form.
+            fieldsets = [(n, o) for n, o in fieldsets if n != "Lifecycle"]
+            for _name, options in fieldsets:
+                options["fields"] = [f for f in options["fields"] if f not in ("current_stage", "stage_started_at")]
+        elif obj.status not in EDITABLE_STATES or not self.has_change_permission(request, obj):
+            for _name, options in fieldsets:
+                options["fields"] = [self.READABLE_CONTENT.get(f, f) for f in options["fields"]]
+        return fieldsets
+
+    @admin.display(description="Resolution flow")
+    def flow_display(self, obj: Release) -> str:
+        return format_html('<pre class="content-readable">{}</pre>', flow_to_text(obj.resolution_flow) or "—")
+
+    @admin.display(description="Model parameters")
+    def parameters_display(self, obj: Release) -> str:
+        return format_html('<pre class="content-readable">{}</pre>', parameters_to_text(obj.model_parameters) or "—")
+
+    @admin.display(description="Tools")
+    def tools_display(self, obj: Release) -> str:
+        return ", ".join(obj.tools or []) or "—"
+
+    @admin.display(description="Markets")
+    def markets_display(self, obj: Release) -> str:
+        return ", ".join(obj.markets or []) or "—"
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Release) -> str:
         colour = STATUS_COLOURS.get(ReleaseStatus(obj.status), "#333")
@@ -181,8 +241,9 @@ class ReleaseAdmin(GovernedModelAdmin):
         fields = list(self.readonly_fields)
         if obj is not None:
             fields.append("solution")
-            if obj.status not in EDITABLE_STATES:
+            if obj.status not in EDITABLE_STATES or not self.has_change_permission(request, obj):
                 fields += [f for f in services.RELEASE_EDITABLE_FIELDS if f not in fields]
+                fields += list(self.READABLE_CONTENT.values())
         return fields
 
     def save_model(self, request: HttpRequest, obj: Release, form: Any, change: bool) -> None:
