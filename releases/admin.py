@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -157,6 +158,16 @@ class ReleaseAdminForm(forms.ModelForm):
         fields = ["solution", *services.RELEASE_EDITABLE_FIELDS]
 
 
+# Panels other apps add to every release page, whichever subclass of ReleaseAdmin is registered (a higher app's
+# AppConfig.ready registers a function ``(request, release) -> html or None``).
+RELEASE_PANELS: list[Callable[[HttpRequest, Release], SafeString | None]] = []
+
+
+def register_release_panel(panel: Callable[[HttpRequest, Release], SafeString | None]) -> None:
+    if panel not in RELEASE_PANELS:
+        RELEASE_PANELS.append(panel)
+
+
 # ``approve`` has no button: a release becomes approved when the last decision that completes its approval policy
 # (and review checklist) is recorded, through the approve guard (governance adds the decision form).
 BUTTON_TRANSITIONS: tuple[Transition, ...] = tuple(t for t in RELEASE_LIFECYCLE if t is not APPROVE)
@@ -201,7 +212,8 @@ class ReleaseAdmin(GovernedModelAdmin):
     }
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fieldsets = [(name, {**options, "fields": list(options["fields"])}) for name, options in self.fieldsets]
+        declared: list[tuple[str | None, dict[str, Any]]] = self.fieldsets  # type: ignore[assignment]
+        fieldsets = [(name, {**options, "fields": list(options["fields"])}) for name, options in declared]
         if obj is None:
             # Nothing of the lifecycle exists before the release does: no block of '-' on the add form.
             fieldsets = [(n, o) for n, o in fieldsets if n != "Lifecycle"]
@@ -330,8 +342,9 @@ class ReleaseAdmin(GovernedModelAdmin):
 
     def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
         """Extension point: HTML panels rendered under the transition buttons. Apps on higher floors subclass this
-        admin and re-register it (governance adds policy status, decisions and checklists)."""
-        return []
+        admin and re-register it (governance adds policy status, decisions and checklists); apps that only add a
+        panel register it with ``register_release_panel``."""
+        return [html for html in (panel(request, release) for panel in RELEASE_PANELS) if html]
 
     def diff_panel(self, request: HttpRequest, diff: ReleaseDiff) -> SafeString:
         """The diff of a release, with the other releases of its solution to compare with."""
