@@ -8,6 +8,8 @@ urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("auth/token/rotate/", RotateTokenView.as_view(), name="api-token-rotate"),
     path("auth/token/revoke/", RevokeTokenView.as_view(), name="api-token-revoke"),
+    # Before core's router, whose ``audit-events/<id>/`` would swallow ``audit-events/evidence/``.
+    path("", include("evidence.api.urls")),
     path("", include("core.api.urls")),
     path("", include("releases.api.urls")),
     path("", include("governance.api.urls")),

@@ -3,12 +3,16 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from evidence.admin import urls as evidence_admin_urls
+
 admin.site.site_header = "Rollgate"
 admin.site.site_title = "Rollgate"
 admin.site.index_title = "Releases and governance of automation solutions"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # Admin pages of the evidence app (downloads), before the admin's own catch-all.
+    path("admin/evidence/", include(evidence_admin_urls())),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_router")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

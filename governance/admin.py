@@ -19,6 +19,7 @@ from core.actors import request_actor
 from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
 from core.errors import DomainError
 from releases.admin import ReleaseAdmin
+from releases.choices import ReleaseStatus
 from releases.forms import MarketsField
 from releases.models import Release
 
@@ -415,7 +416,15 @@ class ChecklistAdmin(_ReadOnlyMixin, GovernedModelAdmin):
 class AwaitingMyApprovalAdmin(_ReadOnlyMixin, admin.ModelAdmin):
     """Releases in review where the logged-in user's approval would still count."""
 
-    list_display = ["release_link", "risk_level", "is_emergency", "author", "submitted_at", "still_missing"]
+    list_display = [
+        "release_link",
+        "risk_level",
+        "is_emergency",
+        "author",
+        "submitted_at",
+        "still_missing",
+        "diff_link",
+    ]
     list_select_related = ["solution", "author"]
     list_display_links = None
 
@@ -443,6 +452,13 @@ class AwaitingMyApprovalAdmin(_ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="Still missing")
     def still_missing(self, obj: AwaitingMyApproval) -> str:
         return str(getattr(obj, "still_missing_text", ""))
+
+    @admin.display(description="Changes")
+    def diff_link(self, obj: AwaitingMyApproval) -> str:
+        # A link, not the diff itself: the queue stays a handful of queries whatever its length.
+        return format_html(
+            '<a class="button" href="{}">Read the diff</a>', reverse("admin:releases_release_diff", args=[obj.pk])
+        )
 
 
 class SignOffForm(forms.Form):
@@ -547,10 +563,22 @@ class AwaitingMySignOffAdmin(_ReadOnlyMixin, admin.ModelAdmin):
         return render(request, "admin/governance/sign_off.html", context)
 
 
+def _overview(request: HttpRequest, release: Release) -> selectors.GovernanceOverview:
+    """The release's governance overview, read once per request: the panel and the lifecycle buttons share it."""
+    cache: dict[int, selectors.GovernanceOverview] = request.__dict__.setdefault("_governance_overviews", {})
+    if release.pk not in cache:
+        overview = selectors.release_governance_overview(release=release, user=request_actor(request))
+        for checklist in overview.checklists:
+            # Shown in the template beside each checklist ("6/9 signed").
+            checklist.progress_done, checklist.progress_total = selectors.checklist_progress(checklist)  # type: ignore[attr-defined]
+        cache[release.pk] = overview
+    return cache[release.pk]
+
+
 def release_governance_panel(request: HttpRequest, release: Release) -> SafeString:
-    """The governance panel of the release change page: policy status, decision form, checklists with inline
-    sign-off; its data is ``selectors.release_governance_overview``."""
-    overview = selectors.release_governance_overview(release=release, user=request_actor(request))
+    """The governance panel of the release change page: what blocks the gate, policy status, checklists with
+    inline sign-off and the decision form; its data is ``selectors.release_governance_overview``."""
+    overview = _overview(request, release)
     return render_to_string(
         "admin/governance/release_panel.html",
         {
@@ -572,6 +600,13 @@ class GovernedReleaseAdmin(ReleaseAdmin):
     def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
         return [*super().extra_panels(request, release), release_governance_panel(request, release)]
 
+    def panel_transitions(self, request: HttpRequest, release: Release) -> set[str]:
+        # Request changes and reject are decisions: when the panel's decision form offers them, the lifecycle
+        # buttons would be a second, differently worded way to the same thing.
+        if release.status == ReleaseStatus.IN_REVIEW and _overview(request, release).can_decide:
+            return {"request_changes", "reject"}
+        return set()
+
     def get_urls(self) -> list[Any]:
         return [
             path("<int:release_id>/decide/", self.admin_site.admin_view(self.approve_view), name="governance_approve"),
@@ -587,7 +622,12 @@ class GovernedReleaseAdmin(ReleaseAdmin):
 
         def decided(_approval: Any) -> str:
             release.refresh_from_db()
-            return f"Decision recorded; the release is {release.get_status_display().lower()}."
+            text = f"Decision recorded; the release is {release.get_status_display().lower()}."
+            if release.status == ReleaseStatus.IN_REVIEW:
+                blocked = selectors.release_governance_overview(release=release, user=request_actor(request))
+                if blocked.blockers:
+                    text += f" Still blocked by: {blocked.blocked_by_text()}."
+            return text
 
         return run_service_action(
             self,

@@ -21,6 +21,7 @@ from .models import (
     ApprovalDecision,
     ApprovalPolicy,
     Checklist,
+    ChecklistGate,
     ChecklistItem,
     ChecklistItemState,
     ChecklistStatus,
@@ -232,6 +233,39 @@ def is_author_or_editor(*, release: Release, user: Actor) -> bool:
     return user.pk in release_content_editors(release)
 
 
+# The checklist gate the release's next step waits for (the gate its current state must pass).
+NEXT_GATE = {
+    ReleaseStatus.IN_REVIEW: ChecklistGate.REVIEW,
+    ReleaseStatus.APPROVED: ChecklistGate.ROLLOUT,
+    ReleaseStatus.ROLLING_OUT: ChecklistGate.LAUNCH,
+    ReleaseStatus.PAUSED: ChecklistGate.LAUNCH,
+    ReleaseStatus.VERIFYING: ChecklistGate.VERIFICATION,
+}
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One thing the release's next gate still waits for: ``count`` checklist items or approvals of a group."""
+
+    kind: str  # "item" or "approval"
+    count: int
+    group: str
+    gate: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "approval":
+            noun = "approval" if self.count == 1 else "approvals"
+            return f"{self.count} {noun} ({self.group})"
+        noun = "item" if self.count == 1 else "items"
+        return f"{self.count} {self.gate}-checklist {noun} ({self.group})"
+
+
+def checklist_progress(checklist: Checklist) -> tuple[int, int]:
+    """(done, total) of a checklist: an item is done when signed or marked N/A. Reads the prefetched items."""
+    items = list(checklist.items.all())
+    return sum(1 for item in items if item.state != ChecklistItemState.PENDING), len(items)
+
+
 @dataclass
 class GovernanceOverview:
     """Everything governance shows about one release to one user (the admin panel; the API's policy-status is its
@@ -247,6 +281,37 @@ class GovernanceOverview:
     is_writer: bool
     # Item ids this user may sign or mark N/A now.
     signable_item_ids: set[int]
+
+    @property
+    def gate_checklist(self) -> Checklist | None:
+        """The live checklist of the gate the release waits at, if any (emergency releases skip the review one)."""
+        gate = NEXT_GATE.get(ReleaseStatus(self.release.status))
+        return next(
+            (c for c in reversed(self.checklists) if c.gate == gate and c.status != ChecklistStatus.SUPERSEDED), None
+        )
+
+    @property
+    def blockers(self) -> list[Blocker]:
+        """What the next gate still waits for, by group: approvals the policy misses (while approvals decide the
+        gate: in review, or approved with approvals that lapsed) and the gate checklist's pending items. Computed
+        from what the overview already loaded."""
+        blockers: list[Blocker] = []
+        if self.release.status in (ReleaseStatus.IN_REVIEW, ReleaseStatus.APPROVED):
+            blockers += [
+                Blocker("approval", req.missing, req.group) for req in self.policy_status.requirements if not req.met
+            ]
+        checklist = self.gate_checklist
+        if checklist is not None and checklist.is_signable:
+            pending: dict[str, int] = {}
+            for item in checklist.items.all():
+                if item.state == ChecklistItemState.PENDING:
+                    pending[item.signer_group.name] = pending.get(item.signer_group.name, 0) + 1
+            items = [Blocker("item", n, group, checklist.get_gate_display().lower()) for group, n in pending.items()]
+            blockers = items + blockers
+        return blockers
+
+    def blocked_by_text(self) -> str:
+        return ", ".join(str(b) for b in self.blockers)
 
     @property
     def can_decide(self) -> bool:

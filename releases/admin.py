@@ -3,23 +3,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from core.actors import request_actor
 from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
+from core.errors import DomainError
 
 from . import services
 from .choices import EDITABLE_STATES, ReleaseStatus
-from .forms import MarketsField
+from .content import flow_to_text, parameters_to_text
+from .diff import ReleaseDiff, release_diff
+from .forms import FlowField, MarketChoicesField, MarketsField, ParametersField, ToolsField
 from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
 from .services import StageSpec, validate_stage_plan
@@ -92,8 +97,27 @@ class StageInlineFormSet(forms.BaseInlineFormSet):
         ]
 
 
+class RolloutStageForm(forms.ModelForm):
+    markets = MarketsField(
+        widget=forms.TextInput(attrs={"size": 12, "placeholder": "all"}),
+        help_text="e.g. US, DE; empty = all the release's markets.",
+    )
+
+    class Meta:
+        model = RolloutStage
+        fields = ["position", "name", "traffic_percent", "markets", "min_hold", "min_sample_size"]
+        widgets = {
+            "position": forms.NumberInput(attrs={"style": "width:4em"}),
+            "traffic_percent": forms.NumberInput(attrs={"style": "width:5em"}),
+            "min_sample_size": forms.NumberInput(attrs={"style": "width:7em"}),
+            "name": forms.TextInput(attrs={"size": 16}),
+            "min_hold": forms.TextInput(attrs={"size": 10}),
+        }
+
+
 class RolloutStageInline(admin.TabularInline):
     model = RolloutStage
+    form = RolloutStageForm
     formset = StageInlineFormSet
     extra = 0
     fields = ["position", "name", "traffic_percent", "markets", "min_hold", "min_sample_size", "started_at"]
@@ -123,11 +147,25 @@ class RolloutStageInline(admin.TabularInline):
 
 
 class ReleaseAdminForm(forms.ModelForm):
-    markets = MarketsField()
+    # Structured content is authored as readable lines and checkboxes; the services validate again.
+    markets = MarketChoicesField()
+    resolution_flow = FlowField(label="Resolution flow")
+    model_parameters = ParametersField(label="Model parameters")
+    tools = ToolsField()
 
     class Meta:
         model = Release
         fields = ["solution", *services.RELEASE_EDITABLE_FIELDS]
+
+
+# Panels other apps add to every release page, whichever subclass of ReleaseAdmin is registered (a higher app's
+# AppConfig.ready registers a function ``(request, release) -> html or None``).
+RELEASE_PANELS: list[Callable[[HttpRequest, Release], SafeString | None]] = []
+
+
+def register_release_panel(panel: Callable[[HttpRequest, Release], SafeString | None]) -> None:
+    if panel not in RELEASE_PANELS:
+        RELEASE_PANELS.append(panel)
 
 
 # ``approve`` has no button: a release becomes approved when the last decision that completes its approval policy
@@ -165,6 +203,43 @@ class ReleaseAdmin(GovernedModelAdmin):
         ("Lifecycle", {"fields": ["status_badge", *services.RELEASE_LIFECYCLE_FIELDS]}),
     ]
 
+    # Read-only pages show content as people read it, not as JSON.
+    READABLE_CONTENT = {
+        "resolution_flow": "flow_display",
+        "model_parameters": "parameters_display",
+        "tools": "tools_display",
+        "markets": "markets_display",
+    }
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        declared: list[tuple[str | None, dict[str, Any]]] = self.fieldsets  # type: ignore[assignment]
+        fieldsets = [(name, {**options, "fields": list(options["fields"])}) for name, options in declared]
+        if obj is None:
+            # Nothing of the lifecycle exists before the release does: no block of '-' on the add form.
+            fieldsets = [(n, o) for n, o in fieldsets if n != "Lifecycle"]
+            for _name, options in fieldsets:
+                options["fields"] = [f for f in options["fields"] if f not in ("current_stage", "stage_started_at")]
+        elif obj.status not in EDITABLE_STATES or not self.has_change_permission(request, obj):
+            for _name, options in fieldsets:
+                options["fields"] = [self.READABLE_CONTENT.get(f, f) for f in options["fields"]]
+        return fieldsets
+
+    @admin.display(description="Resolution flow")
+    def flow_display(self, obj: Release) -> str:
+        return format_html('<pre class="content-readable">{}</pre>', flow_to_text(obj.resolution_flow) or "—")
+
+    @admin.display(description="Model parameters")
+    def parameters_display(self, obj: Release) -> str:
+        return format_html('<pre class="content-readable">{}</pre>', parameters_to_text(obj.model_parameters) or "—")
+
+    @admin.display(description="Tools")
+    def tools_display(self, obj: Release) -> str:
+        return ", ".join(obj.tools or []) or "—"
+
+    @admin.display(description="Markets")
+    def markets_display(self, obj: Release) -> str:
+        return ", ".join(obj.markets or []) or "—"
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Release) -> str:
         colour = STATUS_COLOURS.get(ReleaseStatus(obj.status), "#333")
@@ -178,8 +253,9 @@ class ReleaseAdmin(GovernedModelAdmin):
         fields = list(self.readonly_fields)
         if obj is not None:
             fields.append("solution")
-            if obj.status not in EDITABLE_STATES:
+            if obj.status not in EDITABLE_STATES or not self.has_change_permission(request, obj):
                 fields += [f for f in services.RELEASE_EDITABLE_FIELDS if f not in fields]
+                fields += list(self.READABLE_CONTENT.values())
         return fields
 
     def save_model(self, request: HttpRequest, obj: Release, form: Any, change: bool) -> None:
@@ -223,6 +299,12 @@ class ReleaseAdmin(GovernedModelAdmin):
                 self.admin_site.admin_view(self.transition_view),
                 name="releases_release_transition",
             ),
+            path("<int:object_id>/diff/", self.admin_site.admin_view(self.diff_view), name="releases_release_diff"),
+            path(
+                "<int:object_id>/new-version/",
+                self.admin_site.admin_view(self.new_version_view),
+                name="releases_release_new_version",
+            ),
             path(
                 "<int:object_id>/reassign/",
                 self.admin_site.admin_view(self.reassign_view),
@@ -238,8 +320,12 @@ class ReleaseAdmin(GovernedModelAdmin):
         release = self.get_object(request, object_id)
         if release is not None:
             available = {t.name for t in transitions_available_to(release=release, user=request_actor(request))}
+            available -= self.panel_transitions(request, release)
             extra_context["available_transitions"] = [t for t in BUTTON_TRANSITIONS if t.name in available]
             extra_context["transition_extra_panels"] = self.extra_panels(request, release)
+            extra_context["diff_panel"] = self.diff_panel(request, release_diff(release=release))
+            extra_context["diff_open"] = release.status in (ReleaseStatus.DRAFT, ReleaseStatus.IN_REVIEW)
+            extra_context["can_new_version"] = request.user.has_perm("releases.add_release")
             user = request_actor(request)
             is_manager = user.has_perm("releases.manage_rollout")  # type: ignore[attr-defined]
             if release.status in EDITABLE_STATES and (is_manager or user.pk == release.author_id):
@@ -256,8 +342,68 @@ class ReleaseAdmin(GovernedModelAdmin):
 
     def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
         """Extension point: HTML panels rendered under the transition buttons. Apps on higher floors subclass this
-        admin and re-register it (governance adds policy status, decisions and checklists)."""
-        return []
+        admin and re-register it (governance adds policy status, decisions and checklists); apps that only add a
+        panel register it with ``register_release_panel``."""
+        return [html for html in (panel(request, release) for panel in RELEASE_PANELS) if html]
+
+    def diff_panel(self, request: HttpRequest, diff: ReleaseDiff) -> SafeString:
+        """The diff of a release, with the other releases of its solution to compare with."""
+        choices = (
+            Release.objects.filter(solution_id=diff.release.solution_id)
+            .exclude(pk=diff.release.pk)
+            .only("pk", "version", "status", "title")
+            .order_by("-version")
+        )
+        return render_to_string(
+            "admin/releases/release/diff_panel.html", {"diff": diff, "diff_choices": choices}, request=request
+        )
+
+    def diff_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The full-width diff page, linked from the review queue; ``?against=<id>`` picks another version."""
+        release = get_object_or_404(Release.objects.with_related(), pk=object_id)
+        if not self.has_view_permission(request, release):
+            return HttpResponseRedirect(reverse("admin:index"))
+        against_id = request.GET.get("against", "")
+        against = (
+            Release.objects.with_related().filter(pk=int(against_id), solution_id=release.solution_id).first()
+            if against_id.isdigit() and len(against_id) < 10
+            else None
+        )
+        diff = release_diff(release=release, against=against)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Changes in {release}",
+            "diff": diff,
+            "diff_choices": Release.objects.filter(solution_id=release.solution_id)
+            .exclude(pk=release.pk)
+            .only("pk", "version", "status", "title")
+            .order_by("-version"),
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/releases/release/diff.html", context)
+
+    def new_version_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """POST: a new draft from this release's content; the author lands on it, ready to edit."""
+        release = get_object_or_404(Release, pk=object_id)
+        change_url = reverse("admin:releases_release_change", args=[release.pk])
+        if request.method != "POST" or not self.has_view_permission(request, release):
+            return HttpResponseRedirect(change_url)
+        try:
+            created = services.release_new_version(release=release, actor=request_actor(request))
+        except DomainError as exc:
+            self.message_user(request, f"New version refused: {exc.detail}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        self.message_user(
+            request,
+            f"Draft v{created.version} created from v{release.version}: edit it, then submit it for review.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:releases_release_change", args=[created.pk]))
+
+    def panel_transitions(self, request: HttpRequest, release: Release) -> set[str]:
+        """Transitions a higher app's panel offers in its own words; their lifecycle buttons are left out so each
+        action has one place (governance's decision form offers request changes and reject)."""
+        return set()
 
     def reassign_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Ownership: a program manager names the author and co-authors, the author names co-authors."""

@@ -226,6 +226,7 @@ def release_create(
     title: str,
     stages: Sequence[StageSpec] = (),
     co_authors: Sequence[Actor] = (),
+    based_on: Release | None = None,
     **fields: Any,
 ) -> Release:
     require_permission(actor, "releases.add_release", "create releases")
@@ -258,6 +259,7 @@ def release_create(
             "version": release.version,
             "content_hash": release.content_hash,
             "co_authors": sorted(release.co_authors.values_list("id", flat=True)),
+            **({"based_on": {"release": based_on.pk, "version": based_on.version}} if based_on else {}),
         },
         reason=CONTENT_CREATED,
         update_fields=["content_hash"],
@@ -265,6 +267,29 @@ def release_create(
     )
     hooks.run_effects(hooks.TransitionContext(release=release, event=hooks.CREATED, actor=actor, now=timezone.now()))
     return release
+
+
+@transaction.atomic
+def release_new_version(*, release: Release, actor: Actor) -> Release:
+    """A new draft of the solution carrying ``release``'s content and stage plan, so an author edits what is live
+    instead of retyping it; its diff against ``release`` is empty until edited. The actor becomes its author (a
+    content writer: they never approve it)."""
+    source = Release.objects.with_related().get(pk=release.pk)
+    stages = _specs_of(source)
+    content = {name: getattr(source, name) for name in RELEASE_CONTENT_FIELDS}
+    return release_create(
+        actor=actor,
+        solution=source.solution,
+        title=source.title,
+        change_summary=f"Based on v{source.version}.",
+        risk_level=source.risk_level,
+        is_emergency=False,
+        auto_promote=source.auto_promote,
+        verification_window=source.verification_window,
+        stages=stages,
+        based_on=source,
+        **content,
+    )
 
 
 @transaction.atomic

@@ -54,6 +54,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "PATCH /api/v1/releases/{id}/": OWNERS,
     "POST /api/v1/releases/{id}/submit/": OWNERS,
     "POST /api/v1/releases/{id}/reassign/": roles("author", "pm", "admin"),
+    # A new draft from a release: whoever may create releases (the service checks releases.add_release).
+    "POST /api/v1/releases/{id}/new-version/": roles("author", "admin"),
     "POST /api/v1/releases/{id}/request-changes/": REVIEW,
     "POST /api/v1/releases/{id}/reject/": REVIEW,
     # Approving for the Reviewers group: membership decides (program managers and on-call approve for their own).
@@ -104,6 +106,16 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /api/v1/incidents/{id}/comment/": TRIAGE,
     "POST /api/v1/incidents/{id}/mitigate/": TRIAGE,
     "POST /api/v1/incidents/{id}/resolve/": TRIAGE,
+    # opportunities/README.md: program managers own the backlog; they and on-call send contact-reason data.
+    "POST /api/v1/opportunities/": GOVERNANCE_OWNERS,
+    "PUT /api/v1/opportunities/{id}/": GOVERNANCE_OWNERS,
+    "PATCH /api/v1/opportunities/{id}/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/accept/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/start-delivery/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/deliver/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/measure/": GOVERNANCE_OWNERS,
+    "POST /api/v1/opportunities/{id}/drop/": GOVERNANCE_OWNERS,
+    "POST /api/v1/contact-reason-volumes/": SAMPLE_WRITERS,
 }
 # No authentication needed: the way in.
 PUBLIC = {"POST /api/v1/auth/token/"}
@@ -129,6 +141,15 @@ def world(db: Any) -> dict[str, Any]:
         name="Matrix freeze", starts_at=now + timedelta(days=30), ends_at=now + timedelta(days=31), reason="test"
     )
     endpoint = NotificationEndpoint.objects.create(name="matrix", channel="webhook", target="http://127.0.0.1:9/x")
+    opportunity = opportunity_create(
+        actor=users["pm"],
+        title="Matrix opportunity",
+        contact_reasons=["order-tracking"],
+        hypothesis="role matrix",
+        expected_containment_lift=0.1,
+        effort_weeks=1,
+        confidence=0.5,
+    )
     item = ChecklistItem.objects.filter(checklist__release=in_review, signer_group__name=REVIEWERS).first()
     assert item is not None
     ids = {
@@ -140,6 +161,7 @@ def world(db: Any) -> dict[str, Any]:
         "guardrails": guardrail.pk,
         "incidents": incident.pk,
         "notification-endpoints": endpoint.pk,
+        "opportunities": opportunity.pk,
         "metric-definitions": MetricDefinition.objects.order_by("id").first().pk,  # type: ignore[union-attr]
     }
     ids["opportunities"] = opportunity_create(

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "governance",
     "monitoring",
     "opportunities",
+    "evidence",
 ]
 
 MIDDLEWARE = [

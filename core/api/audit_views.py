@@ -33,6 +33,7 @@ class AuditEventFilter(filters.FilterSet):
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     action = filters.CharFilter(lookup_expr="startswith")
     release = filters.NumberFilter(field_name="release_id")
+    actor_label = filters.CharFilter(help_text="Username, or 'system'")
 
     class Meta:
         model = AuditEvent
@@ -40,8 +41,10 @@ class AuditEventFilter(filters.FilterSet):
 
 
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
-    """The append-only audit log, oldest first. Filter by ``release``, ``actor``, ``action`` (prefix), time."""
+    """The append-only audit log, newest first (``?ordering=id`` for oldest first). Filter by ``release``,
+    ``actor``, ``actor_label``, ``action`` (prefix), ``created_after``/``created_before``."""
 
-    queryset = AuditEvent.objects.order_by("id")
+    queryset = AuditEvent.objects.order_by("-id")
+    ordering_fields = ["id", "created_at"]
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilter

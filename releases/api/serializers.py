@@ -161,3 +161,28 @@ class PromoteInputSerializer(OverridableTransitionInputSerializer):
 class TransitionErrorSerializer(serializers.Serializer[Any]):
     code = serializers.CharField()
     detail = serializers.CharField()
+
+
+class ReleaseDiffQuerySerializer(serializers.Serializer[Any]):
+    against = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        # An id the database column can hold: a larger one would be a database error, not a 400.
+        max_value=2**31 - 1,
+        help_text="Id of a release of the same solution to compare with; default: the previous release by version.",
+    )
+
+
+class ReleaseDiffSerializer(serializers.Serializer[Any]):
+    release = serializers.IntegerField()
+    against = serializers.IntegerField(allow_null=True)
+    against_version = serializers.IntegerField(allow_null=True)
+    empty = serializers.BooleanField()
+    summary = serializers.CharField()
+    texts = serializers.ListField(
+        child=serializers.DictField(), help_text="Prompt and flow: lines added, removed, and a unified diff."
+    )
+    changes = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Model, knowledge base, parameters, tools, markets, stages: before, after, added, removed, changed.",
+    )

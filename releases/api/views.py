@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -14,6 +14,7 @@ from core.actors import request_actor
 from core.errors import DomainValidationError
 from releases import services
 from releases.choices import ReleaseStatus
+from releases.diff import release_diff
 from releases.models import AutomationSolution, Release
 from releases.selectors import release_list
 from releases.state_machine import TRANSITIONS
@@ -22,6 +23,8 @@ from .serializers import (
     OverridableTransitionInputSerializer,
     PromoteInputSerializer,
     ReassignInputSerializer,
+    ReleaseDiffQuerySerializer,
+    ReleaseDiffSerializer,
     ReleaseSerializer,
     SolutionSerializer,
     TransitionErrorSerializer,
@@ -113,7 +116,7 @@ class ReleaseViewSet(
     ordering_fields = ["created_at", "updated_at", "version"]
     # Transitions check their own domain permission in the service; the caller only needs to see the release.
     # ``approve`` is governance's (governance.api.views.ReleaseApprovalViewSet, same URL): a decision, not a button.
-    view_only_actions = (*TRANSITIONS, "reassign")
+    view_only_actions = (*TRANSITIONS, "reassign", "diff", "new_version")
 
     def get_queryset(self) -> QuerySet[Release]:
         return release_list().order_by("-created_at")
@@ -157,6 +160,39 @@ class ReleaseViewSet(
             release=self.get_object(), actor=request_actor(request), **payload.validated_data
         )
         return Response(ReleaseSerializer(release_list().get(pk=release.pk), context={"request": request}).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("against", int, description="A release of the same solution; default: the previous one")
+        ],
+        responses={
+            200: ReleaseDiffSerializer,
+            400: OpenApiResponse(description="``against`` is not a release of this solution"),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str | None = None) -> Response:
+        """What changed: a unified diff of the prompt and the flow, and a structured diff of model, parameters,
+        tools, markets and stages, against ``?against=<release id>`` or the previous release of the solution."""
+        release = self.get_object()
+        query = ReleaseDiffQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        against = None
+        if "against" in query.validated_data:
+            against = release_list().filter(pk=query.validated_data["against"], solution_id=release.solution_id).first()
+            if against is None:
+                raise DomainValidationError({"against": ["Choose a release of the same solution."]})
+        return Response(ReleaseDiffSerializer(release_diff(release=release, against=against).as_dict()).data)
+
+    @extend_schema(request=None, responses={201: ReleaseSerializer, 403: OpenApiResponse(description="Not an author")})
+    @action(detail=True, methods=["post"], url_path="new-version")
+    def new_version(self, request: Request, pk: str | None = None) -> Response:
+        """A new draft of the solution with this release's content and stages (its diff is empty until edited);
+        the caller becomes its author."""
+        created = services.release_new_version(release=self.get_object(), actor=request_actor(request))
+        return Response(
+            ReleaseSerializer(release_list().get(pk=created.pk), context={"request": request}).data, status=201
+        )
 
     submit = _transition_action("submit", doc="draft → in_review. Needs complete content and a valid stage plan.")
     request_changes = _transition_action("request_changes", doc="in_review → draft, with a reason.")

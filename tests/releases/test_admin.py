@@ -68,12 +68,13 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
         "change_summary": "Fewer handoffs.",
         "risk_level": "low",
         "system_prompt": "You are the order-status assistant.",
-        "resolution_flow": '{"steps": ["ask", "answer"]}',
+        # Authored as readable lines and checkboxes, stored as structured content.
+        "resolution_flow": "ask\nanswer\n",
         "model_name": "gpt-4o-2024-08-06",
-        "model_parameters": '{"temperature": 0.1}',
-        "tools": '["order_lookup"]',
+        "model_parameters": 'temperature = 0.1\nstream = false\nstop = "END"',
+        "tools": "order_lookup\n",
         "knowledge_base_version": "kb-1",
-        "markets": '["US"]',
+        "markets": ["US"],
         "verification_window": "7 00:00:00",
         "stages-TOTAL_FORMS": "2",
         "stages-INITIAL_FORMS": "0",
@@ -82,13 +83,13 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
         "stages-0-position": "1",
         "stages-0-name": "Canary",
         "stages-0-traffic_percent": "10",
-        "stages-0-markets": "[]",
+        "stages-0-markets": "us",
         "stages-0-min_hold": "01:00:00",
         "stages-0-min_sample_size": "100",
         "stages-1-position": "2",
         "stages-1-name": "Full",
         "stages-1-traffic_percent": "100",
-        "stages-1-markets": "[]",
+        "stages-1-markets": "",
         "stages-1-min_hold": "00:00:00",
         "stages-1-min_sample_size": "0",
     }
@@ -97,6 +98,10 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
     release = Release.objects.get()
     assert release.author == author and release.version == 1
     assert [s.traffic_percent for s in release.ordered_stages] == [10, 100]
+    assert [s.markets for s in release.ordered_stages] == [["US"], []]
+    assert release.resolution_flow == {"steps": ["ask", "answer"]}
+    assert release.model_parameters == {"temperature": 0.1, "stream": False, "stop": "END"}
+    assert (release.tools, release.markets) == (["order_lookup"], ["US"])
     assert release.content_hash == release.compute_content_hash()
     assert release.history.first().history_user == author
     assert AuditEvent.objects.filter(release_id=release.pk, action="release.created").exists()
@@ -236,3 +241,39 @@ def test_ownership_form_reassigns_through_the_service(draft_release, author, sec
     refused = admin_as(second_author).post(url, {"co_authors": []})
     assert any("Reassign refused" in m for m in _messages(refused))
     assert list(draft_release.co_authors.all()) == [second_author]
+
+
+def test_authoring_errors_name_the_line_and_write_nothing(author, solution):
+    page = admin_as(author).get(reverse("admin:releases_release_add")).content.decode()
+    # The add form shows no empty lifecycle fields and offers markets as checkboxes.
+    assert "Lifecycle" not in page and 'name="content_hash"' not in page
+    assert 'type="checkbox" name="markets" value="US"' in page
+    data = {
+        "solution": solution.pk,
+        "title": "Typos",
+        "risk_level": "low",
+        "resolution_flow": "ask\nanswer!\n",
+        "model_parameters": "temperature = 0.1\nmax_tokens 400",
+        "tools": "order_lookup",
+        "markets": ["US"],
+        "verification_window": "7 00:00:00",
+        "stages-TOTAL_FORMS": "0",
+        "stages-INITIAL_FORMS": "0",
+        "stages-MIN_NUM_FORMS": "0",
+        "stages-MAX_NUM_FORMS": "1000",
+    }
+    response = admin_as(author).post(reverse("admin:releases_release_add"), data)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Line 2 (&#x27;answer!&#x27;)" in body
+    assert "Line 2 (&#x27;max_tokens 400&#x27;): write it as &#x27;key = value&#x27;." in body
+    assert not Release.objects.exists()
+
+
+def test_a_frozen_release_shows_readable_content(author, reviewer, program_manager):
+    release = advance_release(make_release(author=author), S.APPROVED, program_manager=program_manager)
+    page = admin_as(reviewer).get(reverse("admin:releases_release_change", args=[release.pk])).content.decode()
+    assert '<pre class="content-readable">identify_order\ncheck_eligibility' in page
+    assert '<pre class="content-readable">temperature = 0.2</pre>' in page
+    assert "order_lookup, refund_policy" in page
+    assert "{&quot;steps&quot;" not in page and "{&#x27;steps&#x27;" not in page
