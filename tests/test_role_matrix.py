@@ -106,16 +106,6 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /api/v1/incidents/{id}/comment/": TRIAGE,
     "POST /api/v1/incidents/{id}/mitigate/": TRIAGE,
     "POST /api/v1/incidents/{id}/resolve/": TRIAGE,
-    # opportunities/README.md: program managers own the backlog; they and on-call send contact-reason data.
-    "POST /api/v1/opportunities/": GOVERNANCE_OWNERS,
-    "PUT /api/v1/opportunities/{id}/": GOVERNANCE_OWNERS,
-    "PATCH /api/v1/opportunities/{id}/": GOVERNANCE_OWNERS,
-    "POST /api/v1/opportunities/{id}/accept/": GOVERNANCE_OWNERS,
-    "POST /api/v1/opportunities/{id}/start-delivery/": GOVERNANCE_OWNERS,
-    "POST /api/v1/opportunities/{id}/deliver/": GOVERNANCE_OWNERS,
-    "POST /api/v1/opportunities/{id}/measure/": GOVERNANCE_OWNERS,
-    "POST /api/v1/opportunities/{id}/drop/": GOVERNANCE_OWNERS,
-    "POST /api/v1/contact-reason-volumes/": SAMPLE_WRITERS,
 }
 # No authentication needed: the way in.
 PUBLIC = {"POST /api/v1/auth/token/"}
@@ -164,15 +154,6 @@ def world(db: Any) -> dict[str, Any]:
         "opportunities": opportunity.pk,
         "metric-definitions": MetricDefinition.objects.order_by("id").first().pk,  # type: ignore[union-attr]
     }
-    ids["opportunities"] = opportunity_create(
-        actor=users["pm"],
-        title="Matrix opportunity",
-        contact_reasons=["order-tracking"],
-        hypothesis="Answering order status removes handoffs.",
-        expected_containment_lift=0.1,
-        effort_weeks=2,
-        confidence=0.5,
-    ).pk
     review_actions = {"approve", "reject", "request-changes"}
     # A valid request for each operation whose input is checked before the role: the table is about who may
     # act, so what is sent must be something an allowed role could send.
