@@ -12,14 +12,14 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.audit import audit_record
-from core.errors import DomainPermissionDenied, DomainValidationError, GuardFailed, IllegalTransition
+from core.errors import DomainValidationError, GuardFailed, IllegalTransition
 from core.service_support import reject_unknown_fields, require_permission, save_audited
-from core.transitions import Transition
+from core.transitions import Applied, Transition, check_role, perform_transition
 from releases.choices import ReleaseStatus
 from releases.models import AutomationSolution, Release
 
 from . import selectors
-from .choices import EDITABLE_STATES, TERMINAL_STATES
+from .choices import EDITABLE_STATES, TERMINAL_STATES, OpportunityStatus
 from .impact import realized_impact
 from .models import Opportunity, ScoringWeights
 from .state_machine import ACCEPT, DELIVER, DROP, MEASURE, OPPORTUNITY_LIFECYCLE, START_DELIVERY
@@ -163,12 +163,7 @@ def scoring_weights_update(
 
 def check_actor_may(*, transition: Transition, actor: Actor | None) -> None:
     """The system (``None``) runs only ``system_allowed`` steps; a person needs the transition's permission."""
-    if actor is None:
-        if not transition.system_allowed:
-            raise DomainPermissionDenied(f"Only a person may {transition.label.lower()} an opportunity.")
-        return
-    if not actor.has_perm(transition.permission):
-        raise DomainPermissionDenied(f"Your role does not allow you to {transition.label.lower()} opportunities.")
+    check_role(transition=transition, actor=actor, noun="opportunities")
 
 
 def opportunity_transition(
@@ -180,38 +175,49 @@ def opportunity_transition(
     live_since: datetime | None = None,
     now: datetime | None = None,
 ) -> Opportunity:
-    """The one place an opportunity's status changes: actor → lock → table → guards (``state_machine.GUARDS``)
-    → write with its history row and audit event, all in one transaction."""
+    """Move an opportunity through the one choke point of every lifecycle (``core.transitions``): role → lock →
+    table → this transition's guards and fields (``_apply``; listed in ``state_machine.GUARDS``) → status with
+    its history row and audit event, in one transaction."""
     step = OPPORTUNITY_LIFECYCLE.get(transition)
     if step is None:
         raise DomainValidationError({"transition": [f"One of {', '.join(OPPORTUNITY_LIFECYCLE.names())}."]})
-    check_actor_may(transition=step, actor=actor)
     reason = (reason or "").strip()
     if step.reason_required and not reason:
         raise DomainValidationError({"reason": [f"Say why you {step.label.lower()} this opportunity."]})
-    now = now or timezone.now()
-    with transaction.atomic():
-        locked = Opportunity.objects.select_for_update(of=("self",)).select_related("solution").get(pk=opportunity.pk)
-        if not step.allows_from(locked.status):
-            raise IllegalTransition(
-                f"Cannot {step.label.lower()} an opportunity that is {locked.get_status_display().lower()}.",
-                extra={"status": locked.status},
-            )
-        from_state = locked.status
-        data, release_id = _apply(step, locked, reason=reason, live_since=live_since, now=now)
-        locked.status = step.target
-        save_audited(
-            locked,
-            actor=actor,
-            action=f"opportunity.{step.name}",
-            reason=reason,
-            release_id=release_id,
-            from_state=from_state,
-            to_state=locked.status,
-            data=data,
-            validate=False,  # status and snapshots come from the table, the data and the clock, not from input
-        )
-    return locked
+    when = now or timezone.now()
+
+    def apply(locked: Opportunity, from_state: str) -> Applied:
+        data, release_id = _apply(step, locked, reason=reason, live_since=live_since, now=when)
+        return Applied(target=step.target, release_id=release_id, data=data)
+
+    return perform_transition(
+        machine=OPPORTUNITY_LIFECYCLE,
+        transition=step,
+        actor=actor,
+        reason=reason,
+        noun="opportunities",
+        lock=lambda: (
+            Opportunity.objects.select_for_update(of=("self",)).select_related("solution").get(pk=opportunity.pk)
+        ),
+        refuse=lambda locked: IllegalTransition(
+            f"Cannot {step.label.lower()} an opportunity that is {locked.get_status_display().lower()}.",
+            extra={"status": locked.status},
+        ),
+        apply=apply,
+    )
+
+
+def opportunities_measure_due(*, now: datetime | None = None) -> list[int]:
+    """Measure every delivered opportunity whose guards now allow it (a linked release verified, a week of data
+    on each side), as the system; the others wait for the next sweep. Returns the ids measured."""
+    measured = []
+    for opportunity in Opportunity.objects.filter(status=OpportunityStatus.DELIVERED).order_by("id"):
+        try:
+            opportunity_transition(opportunity=opportunity, transition=MEASURE.name, actor=None, now=now)
+        except GuardFailed:
+            continue  # not measurable yet: no verified release, or too little data after going live
+        measured.append(opportunity.pk)
+    return measured
 
 
 def _apply(

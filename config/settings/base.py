@@ -300,6 +300,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "monitoring-escalate-incidents": {"task": "monitoring.escalate_incidents", "schedule": timedelta(minutes=1)},
     # monitoring: resend pending notifications (broker or receiver down, worker killed mid-send).
     "monitoring-sweep-notifications": {"task": "monitoring.sweep_notifications", "schedule": timedelta(minutes=1)},
+    # opportunities: measure delivered opportunities once a linked release is verified and a week of data is in.
+    "opportunities-measure-due": {"task": "opportunities.measure_due", "schedule": timedelta(hours=1)},
 }
 
 # --- Notifications ------------------------------------------------------------------------------------------

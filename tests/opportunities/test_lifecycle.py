@@ -8,7 +8,12 @@ import pytest
 from core.errors import DomainPermissionDenied, DomainValidationError, GuardFailed, IllegalTransition
 from core.models import AuditEvent
 from opportunities.models import Opportunity
-from opportunities.services import opportunity_transition, opportunity_update, scoring_weights_update
+from opportunities.services import (
+    opportunities_measure_due,
+    opportunity_transition,
+    opportunity_update,
+    scoring_weights_update,
+)
 from releases.choices import ReleaseStatus
 from tests.factories import SolutionFactory, advance_release, make_release
 
@@ -118,7 +123,10 @@ def test_measure_a_delivered_opportunity_by_hand(program_manager, author, soluti
         reason="Live before the release was governed here.",
     )
     assert delivered.live_since == weeks_ago(3)
-    measured = move(delivered, "measure", actor=None)  # the system may measure
+    # The hourly sweep measures it as the system, once; a second sweep finds nothing left to measure.
+    assert opportunities_measure_due() == [delivered.pk]
+    assert opportunities_measure_due() == []
+    measured = Opportunity.objects.get(pk=delivered.pk)
     assert measured.status == "measured"
     assert measured.realized_containment_lift == pytest.approx(0.15)
     assert measured.realized_hours_saved_per_week == pytest.approx(27.5)
@@ -144,6 +152,7 @@ def test_measure_waits_for_a_verified_release_and_data(program_manager, author, 
     assert opportunity.live_since == release.launched_at
     with pytest.raises(GuardFailed, match="verified"):
         move(opportunity, "measure", actor=program_manager)
+    assert opportunities_measure_due() == []  # the sweep leaves it for later
     assert Opportunity.objects.get(pk=opportunity.pk).status == "delivered"
 
 
