@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "governance",
     "monitoring",
     "opportunities",
+    "demo",  # the top floor: demo data across every app
 ]
 
 MIDDLEWARE = [
