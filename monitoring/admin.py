@@ -47,6 +47,7 @@ from .services.guardrails import EDITABLE_FIELDS
 from .services.incidents import INCIDENT_LIFECYCLE_FIELDS, INCIDENT_TRIAGE_FIELDS, TRANSITION_SERVICES
 from .services.notifications import REDRIVE_PERMISSIONS
 from .state_machine import ACKNOWLEDGE, INCIDENT_LIFECYCLE, MITIGATE, RESOLVE, TRIAGE_PERMISSION
+from .templatetags.cockpit import observed_against
 
 
 class ReadOnlyAdminMixin:
@@ -392,21 +393,19 @@ class IncidentAdmin(GovernedModelAdmin):
         rows = selectors.incident_fired_by(obj)
         if not rows:
             return "-"
+        # In percent, against the rule: the observed value with its interval (absolute), or against the baseline
+        # with the difference's interval (relative) — never a fraction or "[-, -]".
         return format_html(
-            "<table><tr><th>window end</th><th>outcome</th><th>observed</th><th>interval</th><th>n</th>"
-            "<th>baseline</th></tr>{}</table>",
+            "<table><tr><th>window end</th><th>outcome</th><th>observed against the rule</th><th>n</th></tr>{}</table>",
             format_html_join(
                 "",
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        e.window_end,
-                        e.outcome,
-                        _fmt(e.observed),
-                        _fmt(e.lower),
-                        _fmt(e.upper),
+                        f"{timezone.localtime(e.window_end):%Y-%m-%d %H:%M}",
+                        e.get_outcome_display(),
+                        observed_against(e, obj.guardrail),
                         e.n,
-                        _fmt(e.baseline),
                     )
                     for e in rows
                 ),
@@ -456,6 +455,8 @@ class IncidentAdmin(GovernedModelAdmin):
         if incident is not None:
             extra_context["triage"] = self.triage_context(request, incident)
             extra_context["headline"] = cockpit.incident_headline(incident)
+            # The page's title reads like the headline, not like the stored key-ish title.
+            extra_context["subtitle"] = f"#{incident.pk} {extra_context['headline']}"
             extra_context["picture"] = cockpit.incident_picture(incident=incident)
             available = {
                 t.name for t in transitions_available_to(release=incident.release, user=request_actor(request))
@@ -596,10 +597,6 @@ class IncidentAdmin(GovernedModelAdmin):
                 note=f"Marked a false positive from the triage list by {actor.get_username()}.",
             ),
         )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 @admin.register(NotificationEndpoint)

@@ -118,8 +118,8 @@ def guardrail_chart(series: GuardrailSeries) -> SafeString:
     return format_html(
         '<figure class="guardrail-chart" data-guardrail="{}" data-market="{}" data-looks="{}">'
         '<svg viewBox="0 0 {} {}" role="img" aria-label="{}" preserveAspectRatio="none">{}{}{}{}{}{}</svg>'
-        '<figcaption class="help"><span style="color:#0d6efd">━</span> estimate and its always-valid band · '
-        '<span style="color:#dc3545">╌</span> {}{}</figcaption></figure>',
+        '<figcaption class="help"><span style="color:#0d6efd">━</span> estimate and its always-valid band{}{}'
+        "</figcaption></figure>",
         guardrail.pk,
         series.market,
         len(points),
@@ -132,6 +132,6 @@ def guardrail_chart(series: GuardrailSeries) -> SafeString:
         estimate,
         dots,
         axis,
-        limit_label,
+        format_html(' · <span style="color:#dc3545">╌</span> {}', limit_label) if limits else "",
         format_html(' · <span style="color:#6c757d">━</span> baseline') if baselines else "",
     )

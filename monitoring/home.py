@@ -36,6 +36,7 @@ def home_context(request: HttpRequest) -> dict[str, Any]:
         "is_reviewer": is_reviewer,
         "approvals": approvals,
         "sign_offs": sign_offs,
+        "waiting_count": len(approvals) + len(sign_offs),
         "mine": mine,
         "can_view_audit": user.has_perm("core.view_auditevent"),
     }
