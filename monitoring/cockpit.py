@@ -420,6 +420,8 @@ def live_rollouts(*, now: datetime) -> tuple[list[RolloutLine], list[Incident]]:
                 blocked_by=blocked if release.status in (ReleaseStatus.ROLLING_OUT, ReleaseStatus.PAUSED) else [],
             )
         )
+    # Worst first: a failing rollout is what a program manager should see before a healthy one.
+    lines.sort(key=lambda line: OUTCOME_RANK.get(line.worst, 9))
     return lines, incidents
 
 

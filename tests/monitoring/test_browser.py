@@ -27,6 +27,15 @@ def _demo_user(username: str) -> User:
     return user
 
 
+def _message(driver: Any, text: str) -> None:
+    """Wait for the next page's message (a click navigates; the old page's messages must not be read)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(
+        lambda d: any(text in m.text for m in d.find_elements("css selector", "ul.messagelist li"))
+    )
+
+
 def _phone_fits(driver: Any, name: str, element_id: str) -> None:
     viewport(driver, MOBILE)
     assert page_width(driver) <= MOBILE[0], f"{name} is {page_width(driver)} px wide at {MOBILE[0]} px"
@@ -68,7 +77,7 @@ def test_a_program_manager_finds_the_breaching_canary_reads_its_chart_and_pauses
     pause = browser.find_element(By.CSS_SELECTOR, '#transition-buttons input[value="Pause"]')
     pause.find_element(By.XPATH, "..").find_element(By.NAME, "reason").send_keys("Escalations 6 pts over control")
     pause.click()
-    assert "now paused" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    _message(browser, "now paused")
     canary.refresh_from_db()
     assert canary.status == "paused"
 
@@ -89,13 +98,13 @@ def test_on_call_acknowledges_from_the_home_comments_and_resolves(browser, live_
     _phone_fits(browser, "cockpit-oncall-home", "home-incidents")
 
     line.find_element(By.CSS_SELECTOR, "input.ack-button").click()
-    assert "is acknowledged" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    _message(browser, "is acknowledged")
     assert "vs baseline" in browser.find_element(By.ID, "fired-by").text
     assert browser.find_element(By.CSS_SELECTOR, "#incident-picture figure.guardrail-chart")
     assert "oncall@demo.test" in browser.find_element(By.ID, "notifications").text
     browser.find_element(By.CSS_SELECTOR, "#comment-form textarea").send_keys("Canary paused by pm; watching control.")
     browser.find_element(By.CSS_SELECTOR, '#comment-form input[type="submit"]').click()
-    assert "Comment added" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    _message(browser, "Comment added")
     browser.execute_script("window.scrollTo(0, 0)")
     shoot(browser, "cockpit-incident", DESKTOP)
     _phone_fits(browser, "cockpit-incident", "triage-buttons")
@@ -105,7 +114,7 @@ def test_on_call_acknowledges_from_the_home_comments_and_resolves(browser, live_
     Select(form.find_element(By.NAME, "resolution")).select_by_value("fixed")
     form.find_element(By.NAME, "note").send_keys("Lookup prompt fixed in the next version")
     resolve.click()
-    assert "is resolved" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    _message(browser, "is resolved")
     incident.refresh_from_db()
     assert incident.status == "resolved"
     assert incident.events.filter(kind="comment", actor=oncall).exists()

@@ -73,7 +73,8 @@ def test_a_program_manager_ranks_gaps_and_creates_an_opportunity_from_the_top_on
     shoot(browser, "create-from-gap", DESKTOP)
     viewport(browser, DESKTOP)
     browser.find_element(By.NAME, "_continue").click()
-    browser.find_element(By.ID, "opportunity-panel")  # waits for the saved page before reading the database
+    # Waits for the saved page before reading the database (a save can take seconds on a loaded machine).
+    WebDriverWait(browser, 15).until(expected_conditions.presence_of_element_located((By.ID, "opportunity-panel")))
     opportunity = Opportunity.objects.get(title="Automate order tracking")
     assert (opportunity.contact_reasons, opportunity.solution_id) == (
         ["order-tracking"],
