@@ -13,16 +13,24 @@ from django.contrib.admin.utils import construct_change_message
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from core.actors import request_actor
 from core.admin_support import GovernedModelAdmin, copy_saved_state, run_service_action
 from core.errors import DomainError
+from governance.admin import GovernedReleaseAdmin
+from releases import services as release_services
+from releases.choices import LIVE_STATES
+from releases.models import Release
+from releases.selectors import transitions_available_to
+from releases.state_machine import PAUSE, ROLLBACK
 
-from . import selectors, services
-from .choices import MANUAL_RESOLUTIONS, IncidentStatus, Resolution, Severity
+from . import cockpit, selectors, services
+from .choices import MANUAL_RESOLUTIONS, OPEN_INCIDENT_STATES, IncidentStatus, Resolution, Severity
 from .models import (
     Evaluation,
     Guardrail,
@@ -39,6 +47,7 @@ from .services.guardrails import EDITABLE_FIELDS
 from .services.incidents import INCIDENT_LIFECYCLE_FIELDS, INCIDENT_TRIAGE_FIELDS, TRANSITION_SERVICES
 from .services.notifications import REDRIVE_PERMISSIONS
 from .state_machine import ACKNOWLEDGE, INCIDENT_LIFECYCLE, MITIGATE, RESOLVE, TRIAGE_PERMISSION
+from .templatetags.cockpit import observed_against
 
 
 class ReadOnlyAdminMixin:
@@ -149,21 +158,47 @@ class GuardrailAdmin(GovernedModelAdmin):
         copy_saved_state(obj, saved)
 
 
+class ActiveMarketFilter(admin.SimpleListFilter):
+    """By default only the looks at markets where the release serves traffic now (its stage's markets while
+    rolling out): a US-only canary's DE and FR looks are all 'insufficient data' and say nothing."""
+
+    title = "markets"
+    parameter_name = "markets"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active in the release's stage"), ("all", "All markets")]
+
+    def value(self) -> str:
+        return super().value() or "active"
+
+    def choices(self, changelist: Any) -> Any:
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Evaluation]) -> QuerySet[Evaluation]:
+        if self.value() != "active":
+            return queryset
+        return queryset.filter(cockpit.active_market_looks())
+
+
 @admin.register(Evaluation)
 class EvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    # What the look saw (samples, data through) and how it was judged: the variance method says whether a
-    # turn-level rate used the delta method or a declared design effect (gauges: none), the confidence is the
-    # per-sequence level after the release's α split over its guardrails × markets.
+    # The verdict and its numbers first, so they stay on screen at 1440 px; then what the look saw (samples) and
+    # how it was judged: the variance method (delta method, declared design effect; gauges: none), the
+    # per-sequence confidence after the release's α split over its guardrails × markets, and the SRM flag.
     list_display = [
-        "evaluated_at",
+        "outcome_badge",
+        "observed_pct",
+        "interval_pct",
         "guardrail",
-        "release",
         "market",
-        "outcome",
+        "release",
+        "evaluated_at",
         "reason",
-        "observed",
-        "lower",
-        "upper",
         "n",
         "samples",
         "variance_method",
@@ -171,9 +206,36 @@ class EvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "sequences",
         "sample_ratio_mismatch",
     ]
-    list_filter = ["outcome", "breached", "dry_run", "sample_ratio_mismatch", "variance_method", "market"]
-    list_select_related = ["guardrail", "release", "release__solution"]
+    list_filter = [
+        ActiveMarketFilter,
+        "outcome",
+        "breached",
+        "dry_run",
+        "sample_ratio_mismatch",
+        "variance_method",
+        "market",
+    ]
+    list_select_related = ["guardrail__metric", "release", "release__solution"]
     date_hierarchy = "evaluated_at"
+
+    @admin.display(description="Outcome", ordering="outcome")
+    def outcome_badge(self, obj: Evaluation) -> str:
+        return format_html('<span class="verdict verdict-{}">{}</span>', obj.outcome, obj.get_outcome_display())
+
+    @admin.display(description="Observed", ordering="observed")
+    def observed_pct(self, obj: Evaluation) -> str:
+        return cockpit.format_value(obj.guardrail, obj.observed)
+
+    @admin.display(description="Interval")
+    def interval_pct(self, obj: Evaluation) -> str:
+        if obj.lower is not None and obj.upper is not None:
+            return (
+                f"[{cockpit.format_value(obj.guardrail, obj.lower)}, {cockpit.format_value(obj.guardrail, obj.upper)}]"
+            )
+        if obj.difference_lower is not None and obj.difference_upper is not None:
+            low, high = cockpit.format_points(obj.difference_lower), cockpit.format_points(obj.difference_upper)
+            return f"vs baseline [{low}, {high}]"
+        return "–"
 
 
 class UnacknowledgedFilter(admin.SimpleListFilter):
@@ -188,6 +250,34 @@ class UnacknowledgedFilter(admin.SimpleListFilter):
             return queryset.filter(status=IncidentStatus.TRIGGERED)
         if self.value() == "no":
             return queryset.exclude(status=IncidentStatus.TRIGGERED)
+        return queryset
+
+
+class OpenFilter(admin.SimpleListFilter):
+    """Open incidents unless asked for all: what on-call works on is the default view."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "Open"), ("resolved", "Resolved"), ("all", "All")]
+
+    def value(self) -> str:
+        return super().value() or "open"
+
+    def choices(self, changelist: Any) -> Any:
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Incident]) -> QuerySet[Incident]:
+        if self.value() == "open":
+            return queryset.filter(status__in=OPEN_INCIDENT_STATES)
+        if self.value() == "resolved":
+            return queryset.filter(status=IncidentStatus.RESOLVED)
         return queryset
 
 
@@ -218,6 +308,8 @@ TRIAGE_BUTTONS: dict[str, TriageButton] = {
     )
     for name in selectors.TRIAGE_ACTIONS
 }
+# The release steps on-call may take from an incident page (emergency stop), each with a reason.
+INCIDENT_RELEASE_ACTIONS = (PAUSE, ROLLBACK)
 TRIAGE_LABELS = {name: button.label for name, button in TRIAGE_BUTTONS.items()}
 INCIDENT_STATUS_COLOURS: dict[str, str] = {
     IncidentStatus.TRIGGERED: "#dc3545",
@@ -262,24 +354,15 @@ class IncidentAdminForm(forms.ModelForm):
 class IncidentAdmin(GovernedModelAdmin):
     form = IncidentAdminForm
     change_form_template = "admin/monitoring/incident/change_form.html"
-    list_display = [
-        "id",
-        "title",
-        "status",
-        "kind",
-        "severity",
-        "release",
-        "market",
-        "assignee",
-        "trigger_count",
-        "opened_at",
-        "escalated_at",
-    ]
-    list_display_links = ["id", "title"]
-    list_filter = ["status", UnacknowledgedFilter, "kind", "severity", "assignee", "market"]
-    list_select_related = ["release", "release__solution", "assignee", "guardrail"]
+    # What on-call reads first, narrow enough for 1440 px: the human headline, then status, severity and age.
+    list_display = ["headline", "status", "severity", "market", "assignee", "trigger_count", "opened_at"]
+    list_display_links = ["headline"]
+    # ``kind`` tells a guardrail breach from a data-quality (sample-ratio) incident.
+    list_filter = [OpenFilter, UnacknowledgedFilter, "kind", "severity", "assignee", "market"]
+    list_select_related = ["release__solution", "release__current_stage", "assignee", "guardrail__metric"]
     search_fields = ["title", "dedup_key"]
-    ordering = ["-opened_at"]
+    # Severity names sort sev1 first; within one severity the oldest waits longest.
+    ordering = ["severity", "opened_at"]
     actions = ["acknowledge_selected", "assign_to_me", "resolve_false_positive"]
     inlines = [IncidentEventInline]
     readonly_fields = [*INCIDENT_LIFECYCLE_FIELDS, "kind", "fired_by"]
@@ -315,7 +398,15 @@ class IncidentAdmin(GovernedModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Incident]:
         # The change page shows the release (with its solution), the guardrail and the assignee.
-        return super().get_queryset(request).select_related("release__solution", "guardrail", "assignee")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("release__solution", "release__current_stage", "guardrail__metric", "assignee")
+        )
+
+    @admin.display(description="Incident", ordering="opened_at")
+    def headline(self, obj: Incident) -> str:
+        return cockpit.incident_headline(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # incidents are opened by guardrails
@@ -329,21 +420,19 @@ class IncidentAdmin(GovernedModelAdmin):
         rows = selectors.incident_fired_by(obj)
         if not rows:
             return "-"
+        # In percent, against the rule: the observed value with its interval (absolute), or against the baseline
+        # with the difference's interval (relative) — never a fraction or "[-, -]".
         return format_html(
-            "<table><tr><th>window end</th><th>outcome</th><th>observed</th><th>interval</th><th>n</th>"
-            "<th>baseline</th></tr>{}</table>",
+            "<table><tr><th>window end</th><th>outcome</th><th>observed against the rule</th><th>n</th></tr>{}</table>",
             format_html_join(
                 "",
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        e.window_end,
-                        e.outcome,
-                        _fmt(e.observed),
-                        _fmt(e.lower),
-                        _fmt(e.upper),
+                        f"{timezone.localtime(e.window_end):%Y-%m-%d %H:%M}",
+                        e.get_outcome_display(),
+                        observed_against(e, obj.guardrail),
                         e.n,
-                        _fmt(e.baseline),
                     )
                     for e in rows
                 ),
@@ -371,7 +460,17 @@ class IncidentAdmin(GovernedModelAdmin):
                 "<int:object_id>/triage/<str:action>/",
                 self.admin_site.admin_view(self.triage_view),
                 name="monitoring_incident_triage",
-            )
+            ),
+            path(
+                "<int:object_id>/comment/",
+                self.admin_site.admin_view(self.comment_view),
+                name="monitoring_incident_comment",
+            ),
+            path(
+                "<int:object_id>/release/<str:name>/",
+                self.admin_site.admin_view(self.release_action_view),
+                name="monitoring_incident_release_action",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -382,6 +481,14 @@ class IncidentAdmin(GovernedModelAdmin):
         incident = self.get_object(request, object_id)
         if incident is not None:
             extra_context["triage"] = self.triage_context(request, incident)
+            extra_context["headline"] = cockpit.incident_headline(incident)
+            # The page's title reads like the headline, not like the stored key-ish title.
+            extra_context["subtitle"] = f"#{incident.pk} {extra_context['headline']}"
+            extra_context["picture"] = cockpit.incident_picture(incident=incident)
+            available = {
+                t.name for t in transitions_available_to(release=incident.release, user=request_actor(request))
+            }
+            extra_context["release_actions"] = [t for t in INCIDENT_RELEASE_ACTIONS if t.name in available]
         return super().change_view(request, object_id, form_url, extra_context)
 
     def triage_context(self, request: HttpRequest, incident: Incident) -> dict[str, Any]:
@@ -445,6 +552,38 @@ class IncidentAdmin(GovernedModelAdmin):
             redirect_to=change_url,
         )
 
+    def comment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """A comment from the box beside the timeline, without the change form's Save."""
+        incident = get_object_or_404(Incident, pk=object_id)
+        message = request.POST.get("message", "").strip()
+        return run_service_action(
+            self,
+            request,
+            label="Comment",
+            call=lambda: services.incident_comment(incident=incident, actor=request_actor(request), message=message),
+            success="Comment added to the timeline.",
+            redirect_to=reverse("admin:monitoring_incident_change", args=[incident.pk]),
+        )
+
+    def release_action_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
+        """Pause or roll back the incident's release from the incident page (on-call's emergency stop), through
+        the release services with the reason given; their guards and permissions decide."""
+        incident = get_object_or_404(Incident.objects.select_related("release"), pk=object_id)
+        change_url = reverse("admin:monitoring_incident_change", args=[incident.pk])
+        transition = next((t for t in INCIDENT_RELEASE_ACTIONS if t.name == name), None)
+        if transition is None or not self.has_view_permission(request, incident):
+            return HttpResponseRedirect(change_url)
+        service = release_services.TRANSITION_SERVICES[name]
+        reason = request.POST.get("reason", "").strip()
+        return run_service_action(
+            self,
+            request,
+            label=transition.label,
+            call=lambda: service(release=incident.release, actor=request_actor(request), reason=reason),
+            success=lambda updated: f"{transition.label}: {updated} is now {updated.get_status_display().lower()}.",
+            redirect_to=change_url,
+        )
+
     def _run(self, request: HttpRequest, queryset: QuerySet[Incident], label: str, call: Any) -> None:
         done = 0
         for incident in queryset:
@@ -485,10 +624,6 @@ class IncidentAdmin(GovernedModelAdmin):
                 note=f"Marked a false positive from the triage list by {actor.get_username()}.",
             ),
         )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 @admin.register(NotificationEndpoint)
@@ -555,3 +690,29 @@ class NotificationOutboxAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         note = f" {skipped} selected row(s) were not dead-lettered and were left alone." if skipped else ""
         level = messages.SUCCESS if redriven else messages.WARNING
         self.message_user(request, f"Redriven: {len(redriven)} notification(s) back to delivery.{note}", level)
+
+
+# --- The release page: its health first ---------------------------------------------------------------------
+
+
+def release_health_panel(request: HttpRequest, release: Release) -> SafeString:
+    """Stage step bar, guardrail × market grid, one chart per guardrail and active market, open incidents; its
+    data is ``cockpit.release_health`` (a fixed number of queries)."""
+    return render_to_string(
+        "admin/monitoring/release_health.html", {"health": cockpit.release_health(release=release)}, request=request
+    )
+
+
+class MonitoredReleaseAdmin(GovernedReleaseAdmin):
+    """The release page with its health on top while it serves traffic. Re-registered in place of governance's
+    release admin, as governance does over releases'."""
+
+    def extra_panels(self, request: HttpRequest, release: Release) -> list[SafeString]:
+        panels = super().extra_panels(request, release)
+        if release.status in LIVE_STATES:
+            return [release_health_panel(request, release), *panels]
+        return panels
+
+
+admin.site.unregister(Release)
+admin.site.register(Release, MonitoredReleaseAdmin)

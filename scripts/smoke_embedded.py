@@ -30,7 +30,7 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from monitoring.management.commands.seed_demo import DEMO_PASSWORD  # noqa: E402
+from demo.management.commands.seed_demo import DEMO_PASSWORD  # noqa: E402
 from monitoring.models import Incident  # noqa: E402
 from releases.choices import ReleaseStatus  # noqa: E402
 from releases.models import Release  # noqa: E402
@@ -81,21 +81,24 @@ try:
             "market": "US",
             "window_start": start.isoformat(),
             "window_end": (start + timedelta(hours=1)).isoformat(),
-            "numerator": 120,
-            "denominator": 1000,
+            # Heavy enough to push the demo's day of ~1% errors over the medium-risk 3% bound.
+            "numerator": 900,
+            "denominator": 3000,
         }
     ]
     response = oncall.post("/api/v1/metric-samples/", rows, content_type="application/json", HTTP_HOST="127.0.0.1")
     assert response.status_code == 201, (response.status_code, response.content[:500])
     posted_at = time.monotonic()
     deadline = posted_at + 120
-    while not Incident.objects.filter(release=release).exists():
+    # The demo already has this canary's escalation incident; the smoke waits for the error-rate one.
+    breach = Incident.objects.filter(release=release, guardrail__metric__key="error_rate")
+    while not breach.exists():
         if worker.poll() is not None:
             raise SystemExit(f"smoke: the embedded worker exited ({worker.returncode}); see {log_path}")
         if time.monotonic() > deadline:
             raise SystemExit(f"smoke: no incident two minutes after the breaching batch; see {log_path}")
         time.sleep(1)
-    incident = Incident.objects.filter(release=release).get()
+    incident = breach.get()
     print(
         f"smoke: embedded worker evaluated the batch and opened incident {incident.dedup_key} "
         f"({incident.severity}) {time.monotonic() - posted_at:.1f}s after the POST"

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "monitoring",
     "opportunities",
     "evidence",
+    "demo",  # the top floor: demo data across every app
 ]
 
 MIDDLEWARE = [

@@ -230,16 +230,17 @@ def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> lis
     return samples
 
 
-def metric_samples_ingest(*, rows: Sequence[Any], enqueue: bool = True) -> IngestResult:
+def metric_samples_ingest(*, rows: Sequence[Any], enqueue: bool = True, now: datetime | None = None) -> IngestResult:
     """Validate and upsert ``rows`` (all or nothing). Re-sending a window updates it.
 
     Concurrent overlapping batches cannot deadlock on one another (rows are written in key order); if the database
     still aborts the transaction as a deadlock or serialization failure (another writer locking in another order,
     e.g. a CSV import), the whole transaction is retried a few times, then refused as ``IngestConflict`` (409),
     never a 500. After commit the touched releases are queued for evaluation; if the broker is down the samples
-    stay stored and the every-minute beat cycle catches up.
+    stay stored and the every-minute beat cycle catches up. ``now`` is when they were received (the demo's
+    history; default the clock).
     """
-    samples = validate_samples(rows)
+    samples = validate_samples(rows, now=now)
     # Inside a caller's transaction a retry cannot undo what that transaction already locked: one attempt only.
     attempts = 1 if transaction.get_connection().in_atomic_block else INGEST_ATTEMPTS
     for attempt in range(1, attempts + 1):

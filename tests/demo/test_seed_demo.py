@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from demo.management.commands.seed_demo import RELEASES
 from governance.models import Checklist, ChecklistItem
-from monitoring.management.commands.seed_demo import RELEASES
 from releases.models import Release
 
 pytestmark = pytest.mark.django_db
@@ -49,3 +49,31 @@ def test_pm_can_start_the_rollout_of_the_seeded_approved_release():
     release.refresh_from_db()
     assert release.status == "rolling_out"
     assert release.history.first().history_user.username == "pm"
+
+
+def test_the_demo_tells_a_story_on_call_and_program_managers_can_read():
+    from monitoring.cockpit import release_health
+    from monitoring.models import Incident, NotificationOutbox
+    from opportunities.models import Opportunity
+
+    call_command("seed_demo", stdout=StringIO())
+    canary = Release.objects.get(status="rolling_out")
+    open_incidents = list(Incident.objects.open().select_related("guardrail__metric"))
+    assert len(open_incidents) == 1, [(i.title, i.kind, i.opened_at) for i in open_incidents]
+    incident = open_incidents[0]
+    assert (incident.release, incident.market, incident.guardrail.metric.key) == (canary, "US", "escalation_rate")
+    assert NotificationOutbox.objects.filter(incident=incident, target="oncall@demo.test").exists()
+
+    def worst(title: str) -> str:
+        return release_health(release=Release.objects.get(title=title)).worst
+
+    assert worst("Offer order lookup before handoff") == "fail"
+    assert worst("Explain the 30-day refund window first") == "pass"
+    assert worst("Knowledge base refresh for creator tiers") == "insufficient_data"
+    health = release_health(release=canary)
+    assert health.active_markets == ["US"] and len(health.charts) >= 2
+    # Versions of one solution differ in content, as real versions do.
+    hashes = list(Release.objects.values_list("content_hash", flat=True))
+    assert len(set(hashes)) == len(hashes)
+    # The backlog measured its realized impact on the verified release.
+    assert Opportunity.objects.filter(status="measured", releases__status="verified").exists()
