@@ -227,6 +227,9 @@ SPECTACULAR_SETTINGS = {
         "IncidentResolutionEnum": "monitoring.choices.Resolution",
         "ManualResolutionEnum": "monitoring.choices.MANUAL_RESOLUTIONS",
         "SeverityEnum": "monitoring.choices.Severity",  # incidents' severity and endpoints' min_severity
+        "MetricKindEnum": "monitoring.choices.MetricKind",
+        "IncidentEventKindEnum": "monitoring.choices.IncidentEventKind",
+        "IncidentKindEnum": "monitoring.choices.IncidentKind",
     },
 }
 
