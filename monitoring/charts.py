@@ -133,5 +133,5 @@ def guardrail_chart(series: GuardrailSeries) -> SafeString:
         dots,
         axis,
         format_html(' · <span style="color:#dc3545">╌</span> {}', limit_label) if limits else "",
-        format_html(' · <span style="color:#6c757d">━</span> baseline') if baselines else "",
+        format_html(' · <span style="color:{}">━</span> baseline', "#6c757d") if baselines else "",
     )

@@ -85,45 +85,24 @@ def incident_trigger(
     key = incident_dedup_key(release_id=release_id, guardrail_id=guardrail.pk, market=market)
     existing = Incident.objects.select_for_update().filter(dedup_key=key).open().first()
     if existing is None:
-        previous = Incident.objects.filter(dedup_key=key, status=IncidentStatus.RESOLVED).order_by("-id").first()
-        incident = Incident(
+        opened = _open(
+            key=key,
             title=f"{guardrail.metric.key} guardrail '{guardrail.name}' failing in {market}",
-            dedup_key=key,
-            release_id=release_id,
-            guardrail=guardrail,
-            market=market,
+            kind=IncidentKind.GUARDRAIL,
             severity=guardrail.severity,
-            opened_at=now,
-            last_triggered_at=now,
-            previous_incident=previous,
+            guardrail=guardrail,
+            release_id=release_id,
+            market=market,
+            evaluation=evaluation,
+            now=now,
+            reason="Opened by a failing guardrail",
+            message=_evaluation_message(evaluation),
         )
-        try:
-            # The savepoint covers the insert and its audit event: a lost race leaves neither behind.
-            with transaction.atomic():
-                save_audited(
-                    incident,
-                    actor=None,
-                    action="incident.opened",
-                    reason="Opened by a failing guardrail",
-                    release_id=release_id,
-                    to_state=incident.status,
-                    data=_incident_data(incident, evaluation),
-                    validate=False,
-                )
-        except IntegrityError:
-            existing = Incident.objects.select_for_update().filter(dedup_key=key).open().first()
-            if existing is None:  # the winner was resolved meanwhile: a genuine conflict, let the caller retry
-                raise
-        else:
-            incident_event_add(
-                incident=incident,
-                kind=IncidentEventKind.OPENED,
-                message=_evaluation_message(evaluation),
-                data={"previous_incident": previous.pk} if previous else {},
-                evaluation=evaluation,
-                now=now,
-            )
-            return incident, True
+        if opened is not None:
+            return opened, True
+        existing = Incident.objects.select_for_update().filter(dedup_key=key).open().first()
+        if existing is None:  # the winner was resolved meanwhile: a genuine conflict, let the caller retry
+            raise IntegrityError(f"incident {key} was opened and resolved concurrently")
     existing.trigger_count += 1
     existing.last_triggered_at = now
     save_audited(
@@ -162,45 +141,84 @@ def incident_open_data_quality(
     existing = Incident.objects.filter(dedup_key=key).open().first()
     if existing is not None:
         return existing, False
+    opened = _open(
+        key=key,
+        title=f"Sample ratio mismatch in {market}: comparisons with the control arm are not read",
+        kind=IncidentKind.DATA_QUALITY,
+        severity=Severity.SEV4,
+        guardrail=guardrail,
+        release_id=release_id,
+        market=market,
+        evaluation=evaluation,
+        now=now,
+        reason="Opened by a sample ratio mismatch (data quality)",
+        message=evaluation.detail,
+    )
+    if opened is not None:
+        return opened, True
+    winner = Incident.objects.filter(dedup_key=key).open().first()  # a concurrent look opened it first
+    if winner is None:
+        raise IntegrityError(f"incident {key} was opened and resolved concurrently")
+    return winner, False
+
+
+def _open(
+    *,
+    key: str,
+    title: str,
+    kind: str,
+    severity: str,
+    guardrail: Guardrail,
+    release_id: int,
+    market: str,
+    evaluation: Evaluation | None,
+    now: datetime,
+    reason: str,
+    message: str,
+) -> Incident | None:
+    """Insert the open incident of ``key`` with its audit event and timeline entry, or None when a concurrent
+    writer's insert won the partial unique constraint (the caller looks the winner up)."""
     previous = Incident.objects.filter(dedup_key=key, status=IncidentStatus.RESOLVED).order_by("-id").first()
     incident = Incident(
-        title=f"Sample ratio mismatch in {market}: comparisons with the control arm are not read",
+        title=title,
         dedup_key=key,
-        kind=IncidentKind.DATA_QUALITY,
+        kind=kind,
         release_id=release_id,
         guardrail=guardrail,
         market=market,
-        severity=Severity.SEV4,
+        severity=severity,
         opened_at=now,
         last_triggered_at=now,
         previous_incident=previous,
     )
+    data = _incident_data(incident, evaluation)
+    event_data: dict[str, Any] = {"previous_incident": previous.pk} if previous else {}
+    if kind != IncidentKind.GUARDRAIL:
+        data["kind"] = event_data["kind"] = kind
     try:
+        # The savepoint covers the insert and its audit event: a lost race leaves neither behind.
         with transaction.atomic():
             save_audited(
                 incident,
                 actor=None,
                 action="incident.opened",
-                reason="Opened by a sample ratio mismatch (data quality)",
+                reason=reason,
                 release_id=release_id,
                 to_state=incident.status,
-                data={**_incident_data(incident, evaluation), "kind": IncidentKind.DATA_QUALITY},
+                data=data,
                 validate=False,
             )
-    except IntegrityError:  # a concurrent look opened it first
-        winner = Incident.objects.filter(dedup_key=key).open().first()
-        if winner is None:
-            raise
-        return winner, False
+    except IntegrityError:
+        return None
     incident_event_add(
         incident=incident,
         kind=IncidentEventKind.OPENED,
-        message=evaluation.detail,
-        data={"kind": IncidentKind.DATA_QUALITY},
+        message=message,
+        data=event_data,
         evaluation=evaluation,
         now=now,
     )
-    return incident, True
+    return incident
 
 
 def _incident_data(incident: Incident, evaluation: Evaluation | None) -> dict[str, Any]:
