@@ -29,9 +29,11 @@ def _demo_user(username: str) -> User:
 
 def _message(driver: Any, text: str) -> None:
     """Wait for the next page's message (a click navigates; the old page's messages must not be read)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 10).until(
+    # The old page's messages go stale as the click's page replaces them: read again until the new one is there.
+    WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: any(text in m.text for m in d.find_elements("css selector", "ul.messagelist li"))
     )
 
