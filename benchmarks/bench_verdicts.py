@@ -32,15 +32,11 @@ from datetime import timedelta
 from typing import Any
 
 from _monitoring_setup import ROOT, bench_database, make_live_releases
+from _results import SCALE, record, scaled
 
-SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 RUN_ID = uuid.uuid4().hex[:12]
 QUEUE = f"rollgate-bench-{RUN_ID}"
-
-
-def scaled(n: int, minimum: int = 1) -> int:
-    return max(minimum, round(n * SCALE))
 
 
 def wilson(x: int, n: int) -> tuple[float, float]:
@@ -274,6 +270,23 @@ def main() -> dict[str, Any]:
             f"  breach → incident, real worker on Redis, {len(timings)} trials: "
             f"median {statistics.median(timings):.2f} s, p95 {p95:.2f} s, max {ordered[-1]:.2f} s "
             "(target median ≤ 5 s, p95 ≤ 10 s)"
+        )
+        aa_false = sum(o is not None for o in result["aa"])
+        absolute_false = sum(o is not None for o in result["absolute"])
+        record(
+            "verdicts",
+            {
+                "verdict_releases_per_group": releases,
+                "verdict_days": days,
+                "aa_false_alarm_rate": aa_false / len(result["aa"]),
+                "aa_false_alarm_ci95": wilson(aa_false, len(result["aa"])),
+                "absolute_false_alarm_rate": absolute_false / len(result["absolute"]),
+                "absolute_false_alarm_ci95": wilson(absolute_false, len(result["absolute"])),
+                "power_within_3_days": len(detected) / len(result["power"]),
+                "power_median_hours": statistics.median(detected) if detected else None,
+                "idle_detection_latency_median_s": statistics.median(timings),
+                "idle_detection_latency_p95_s": p95,
+            },
         )
         return {**result, "latency": timings}
 

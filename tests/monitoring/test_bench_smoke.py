@@ -3,6 +3,7 @@ a real worker on Redis. Figures at scale are ``make bench``'s; this only checks 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,7 +19,7 @@ BROKER_URL = os.environ.get("MONITORING_TEST_BROKER_URL", "redis://127.0.0.1:637
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db]
 
 
-def test_bench_verdicts_runs_at_a_tiny_scale():
+def test_bench_verdicts_runs_at_a_tiny_scale(tmp_path):
     import redis
 
     try:
@@ -29,6 +30,7 @@ def test_bench_verdicts_runs_at_a_tiny_scale():
     env = {
         **os.environ,
         "BENCH_SCALE": "0.01",
+        "BENCH_RESULTS_DIR": str(tmp_path),
         "BENCH_REDIS_URL": BROKER_URL,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -49,3 +51,7 @@ def test_bench_verdicts_runs_at_a_tiny_scale():
     assert re.search(r"power 0\.20 → 0\.26 within 24 h: \d+/1", out), out
     latency = re.search(r"breach → incident, real worker on Redis, 2 trials: median ([0-9.]+) s", out)
     assert latency is not None and float(latency.group(1)) < 30, out  # finite: every breach became an incident
+    recorded = json.loads((tmp_path / "latest.json").read_text())
+    assert recorded["sections"]["verdicts"]["bench_scale"] == 0.01
+    assert 0 <= recorded["aa_false_alarm_rate"] <= 1
+    assert recorded["idle_detection_latency_median_s"] == pytest.approx(float(latency.group(1)), abs=0.01)
