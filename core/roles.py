@@ -128,11 +128,16 @@ def sync_role_groups(apps: Any, schema_editor: Any = None) -> None:
 
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
+    wanted = {tuple(name.split(".", 1)) for names in ROLE_PERMISSIONS.values() for name in names}
+    # One read of every permission named here; a permission of a model a later migration adds is missing now and
+    # granted by that migration's own sync.
+    existing = {
+        (app_label, codename): pk
+        for pk, app_label, codename in permission_model.objects.filter(
+            codename__in={codename for _, codename in wanted}
+        ).values_list("pk", "content_type__app_label", "codename")
+    }
     for role, perm_names in ROLE_PERMISSIONS.items():
         group, _ = group_model.objects.get_or_create(name=role)
-        for perm_name in perm_names:
-            app_label, codename = perm_name.split(".", 1)
-            permission = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
-            # A permission of a model a later migration adds is granted by that migration's own sync.
-            if permission is not None:
-                group.permissions.add(permission)
+        granted = [existing[key] for key in (tuple(name.split(".", 1)) for name in perm_names) if key in existing]
+        group.permissions.add(*granted)
