@@ -150,11 +150,33 @@ def test_an_author_creates_a_new_version_from_the_launched_release_and_edits_its
     shoot(browser, "authoring-new-version", DESKTOP)
     shoot(browser, "authoring-new-version", MOBILE)
     viewport(browser, DESKTOP)
+
+    # Each stage's markets are checkboxes among the release's markets: ticking France on the release offers it
+    # to the stages at once.
+    def offered(stage: int) -> list[str]:
+        boxes = browser.find_elements(By.CSS_SELECTOR, f"div.stage-markets input[name='stages-{stage}-markets']")
+        return sorted(box.get_attribute("value") for box in boxes if box.is_displayed())
+
+    assert offered(0) == ["DE", "US"]
+    browser.find_element(By.CSS_SELECTOR, "input[name=markets][value=FR]").click()
+    assert offered(0) == offered(1) == ["DE", "FR", "US"]
+    browser.find_element(By.CSS_SELECTOR, "input[name='stages-0-markets'][value=FR]").click()
+    assert page_width(browser) <= DESKTOP[0]
+    for size in (DESKTOP, MOBILE):
+        viewport(browser, size)
+        # On a phone the stage table scrolls sideways: bring the markets cell itself into view.
+        browser.execute_script(
+            "document.getElementById('id_stages-0-markets').scrollIntoView({block: 'center', inline: 'center'})"
+        )
+        shoot(browser, "authoring-stage-markets", size)
+    viewport(browser, DESKTOP)
     browser.find_element(By.NAME, "_continue").click()
     _wait_for(browser, ".messagelist")
     draft.refresh_from_db()
     assert draft.system_prompt.endswith(NEW_RULE)
     assert draft.model_parameters == {"temperature": 0.1, "max_tokens": 400}
+    assert sorted(draft.markets) == ["DE", "FR", "US"]
+    assert [stage.markets for stage in draft.ordered_stages][0] == ["FR"]
     inserted = browser.find_elements(By.CSS_SELECTOR, "#diff table.diff-text[data-name=Prompt] tr.diff-insert td.r")
     assert [cell.text for cell in inserted] == [NEW_RULE]
     browser.get(live_server.url + reverse("admin:releases_release_add"))
