@@ -182,9 +182,7 @@ def test_changing_a_stage_to_a_market_outside_the_release_writes_nothing(author,
     url = reverse("admin:releases_release_change", args=[draft_release.pk])
     stages = list(draft_release.ordered_stages)
     form = admin_as(author).get(url).context["adminform"].form
-    data: dict[str, Any] = {
-        name: form[name].value() for name in ("title", "risk_level", "system_prompt", "model_name")
-    }
+    data: dict[str, Any] = {name: form[name].value() for name in ("title", "risk_level", "system_prompt", "model_name")}
     data |= {
         "change_summary": draft_release.change_summary,
         "resolution_flow": "identify_order\ncheck_eligibility\nexplain\noffer_handoff",
