@@ -300,6 +300,20 @@ CSV_COLUMNS = {
 }  # fmt: skip
 
 
+# The human-readable report, for a browser and for print: the PDF is the same HTML, laid out by WeasyPrint.
+REPORT_FILES = ("report.html", "report.pdf")
+
+
+def report_pdf(html: str) -> bytes:
+    """The report as PDF. Everything it needs is inline (styles, no images, no web fonts), so it fetches nothing:
+    the report quotes evidence links that people typed, and an export must never reach out to them."""
+    # Imported here: WeasyPrint loads Pango and its fonts, a cost only an export should pay.
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    return bytes(HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=())).write_pdf())
+
+
 @transaction.atomic
 def evidence_pack_export(
     *,
@@ -336,18 +350,16 @@ def evidence_pack_export(
         "counts": {name: len(rows) for name, rows in data.items()},
         "files": {name: hashlib.sha256(content).hexdigest() for name, content in sorted(files.items())},
     }
-    files["report.html"] = render_to_string(
-        "evidence/report.html", {"manifest": manifest, "data": data, "scope": scope}
-    ).encode("utf-8")
-    manifest["files"]["report.html"] = hashlib.sha256(files["report.html"]).hexdigest()
+    report = render_to_string("evidence/report.html", {"manifest": manifest, "data": data, "scope": scope})
+    files["report.html"] = report.encode("utf-8")
+    files["report.pdf"] = report_pdf(report)
+    for name in REPORT_FILES:
+        manifest["files"][name] = hashlib.sha256(files[name]).hexdigest()
     files["manifest.json"] = _json(manifest)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in [
-            "report.html",
-            "manifest.json",
-            *sorted(n for n in files if n not in ("report.html", "manifest.json")),
-        ]:
+        first = [*REPORT_FILES, "manifest.json"]
+        for name in [*first, *sorted(n for n in files if n not in first)]:
             archive.writestr(zipfile.ZipInfo(name, date_time=now.timetuple()[:6]), files[name], zipfile.ZIP_DEFLATED)
     content = buffer.getvalue()
     digest = hashlib.sha256(content).hexdigest()

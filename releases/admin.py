@@ -24,7 +24,7 @@ from . import services
 from .choices import EDITABLE_STATES, ReleaseStatus
 from .content import flow_to_text, parameters_to_text
 from .diff import ReleaseDiff, release_diff
-from .forms import FlowField, MarketChoicesField, MarketsField, ParametersField, ToolsField
+from .forms import FlowField, MarketChoicesField, ParametersField, ToolsField
 from .models import AutomationSolution, Release, RolloutStage
 from .selectors import transitions_available_to
 from .services import StageSpec, validate_stage_plan
@@ -76,9 +76,35 @@ class StageInlineFormSet(forms.BaseInlineFormSet):
         if any(self.errors):
             return
         # The admin builds the formset on the parent form's unsaved instance, so its markets are the new ones.
-        problems = validate_stage_plan(markets=self.instance.markets or [], stages=self.stage_specs(), complete=False)
+        release_markets = self.instance.markets or []
+        self._reject_markets_outside(release_markets)
+        if any(self.errors):
+            return
+        problems = validate_stage_plan(markets=release_markets, stages=self.stage_specs(), complete=False)
         if problems:
             raise forms.ValidationError(problems["stages"])
+
+    def _reject_markets_outside(self, release_markets: list[str]) -> None:
+        """Each stage's markets must be markets of the release: said on the stage's own row, where it is fixed
+        (the services check the same rule again for the API)."""
+        for form in self.forms:
+            data = form.cleaned_data
+            if not data or data.get("DELETE", False):
+                continue
+            outside = sorted(set(data.get("markets") or ()) - set(release_markets))
+            if not outside:
+                continue
+            codes = ", ".join(outside)
+            if release_markets:
+                served = ", ".join(sorted(release_markets))
+                it = "it" if len(outside) == 1 else "them"
+                text = (
+                    f"{codes} {'is' if len(outside) == 1 else 'are'} not among the release's markets ({served}): "
+                    f"tick {it} on the release above, or untick {it} here."
+                )
+            else:
+                text = f"The release has no markets yet: tick {codes} on the release above first."
+            form.add_error("markets", text)
 
     def stage_specs(self) -> list[StageSpec]:
         rows = [
@@ -98,9 +124,11 @@ class StageInlineFormSet(forms.BaseInlineFormSet):
 
 
 class RolloutStageForm(forms.ModelForm):
-    markets = MarketsField(
-        widget=forms.TextInput(attrs={"size": 12, "placeholder": "all"}),
-        help_text="e.g. US, DE; empty = all the release's markets.",
+    # The same known-market checkboxes as the release's own markets; the page's script shows only those the
+    # release serves (and any already ticked), so a row stays short. None ticked = every market of the release.
+    markets = MarketChoicesField(
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "stage-markets"}),
+        help_text="None ticked = all the release's markets.",
     )
 
     class Meta:

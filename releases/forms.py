@@ -79,6 +79,9 @@ class _TextContentField(forms.CharField):
         return value if isinstance(value, str) else self.to_text(value)
 
     def to_python(self, value: Any) -> Any:
+        if value is None:
+            # A POST without the box at all (a script, not the page) means empty, not a NULL for the database.
+            value = ""
         if not isinstance(value, str):
             return value
         try:

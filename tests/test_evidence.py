@@ -4,6 +4,7 @@ where it is offered (release page, audit log, API). Also the audit log page: new
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import zipfile
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from core.audit import audit_checkpoint
 from core.models import AuditEvent
-from evidence.services import evidence_pack_export
+from evidence.services import evidence_pack_export, report_pdf
 from governance.models import Approval, ChecklistItem
 from releases.choices import ReleaseStatus as S
 from tests.conftest import admin_as, api_as
@@ -58,6 +59,38 @@ def test_the_pack_of_a_release_holds_report_and_data_and_is_audited(launched, au
     assert AuditEvent.objects.count() == before + 1
     exported = AuditEvent.objects.order_by("-id").first()
     assert exported.action == "evidence.exported" and exported.data["zip_sha256"] == pack.sha256
+
+
+def test_the_pack_holds_the_report_as_a_pdf(launched, auditor):
+    from pypdf import PdfReader
+
+    audit_checkpoint()
+    pack = evidence_pack_export(actor=auditor, release=launched)
+    archive = _open(pack.content)
+    assert archive.namelist()[:3] == ["report.html", "report.pdf", "manifest.json"]
+    pdf = archive.read("report.pdf")
+    assert pdf.startswith(b"%PDF-")
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["files"]["report.pdf"] == hashlib.sha256(pdf).hexdigest()
+    reader = PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) >= 1
+    # Landscape A4 for the wide tables.
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (842, 595)
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert launched.title in text and "Verified" in text
+    assert launched.content_hash in text.replace("\n", "")
+    assert f"Page 1 of {len(reader.pages)}" in text
+
+
+def test_the_pdf_report_fetches_nothing(tmp_path):
+    from pypdf import PdfReader
+
+    stylesheet = tmp_path / "leak.css"
+    stylesheet.write_text('body::before { content: "FETCHED" }')
+    html = f'<html><head><link rel="stylesheet" href="{stylesheet.as_uri()}"></head><body><p>Report</p></body></html>'
+    text = PdfReader(io.BytesIO(report_pdf(html))).pages[0].extract_text()
+    assert "Report" in text and "FETCHED" not in text
 
 
 def test_a_broken_chain_is_reported_in_the_pack(launched, auditor):

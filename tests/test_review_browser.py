@@ -1,7 +1,8 @@
 """Reviewers, authors and auditors in a real (headless Chromium) browser: a reviewer reads the diff, signs the
-checklist and approves; an author starts a new version from the launched release and edits its prompt; an auditor
-downloads the evidence pack and opens it. Screenshots at 1440×900 and 390×844 go to docs/screenshots/
-(review-*, authoring-*, evidence-*); the auditor's pack of a verified release is kept as docs/evidence-example.zip."""
+checklist and approves; an author starts a new version from the launched release, edits its prompt and picks a
+stage's markets; the demo's auditor downloads the evidence pack of the demo's verified release and opens its report
+and PDF. Screenshots at 1440×900 and 390×844 go to docs/screenshots/ (review-*, authoring-*, evidence-*); that pack
+is kept as docs/evidence-example.zip, the example the README points to."""
 
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.urls import reverse
 
 from core.audit import audit_checkpoint
-from core.roles import AUDITORS, REVIEWERS
+from core.roles import REVIEWERS
 from governance import services as governance
 from governance.models import ApprovalDecision, ChecklistItem, ChecklistItemState
 from releases import services
 from releases.choices import ReleaseStatus, RiskLevel
 from releases.models import Release
-from tests.browser import BROWSER, DESKTOP, MOBILE, login, page_width, shoot, viewport
+from tests.browser import BROWSER, DESKTOP, MOBILE, PASSWORD, login, page_width, shoot, viewport
 from tests.factories import SolutionFactory, UserFactory, advance_release, make_release
 
 pytestmark = BROWSER
@@ -49,6 +52,20 @@ def _wait_for(browser: Any, css: str) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, 8).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def _wait_until_drawn(browser: Any) -> None:
+    """Chromium's PDF viewer draws the page inside its own frame, out of the page's DOM: wait until two captures
+    in a row are the same and hold more than an empty grey viewer."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    captures: list[bytes] = []
+
+    def settled(driver: Any) -> bool:
+        captures.append(driver.get_screenshot_as_png())
+        return len(captures) > 1 and captures[-1] == captures[-2] and len(captures[-1]) > 30_000
+
+    WebDriverWait(browser, 20, poll_frequency=0.5).until(settled)
 
 
 def test_a_reviewer_reads_the_diff_signs_the_checklist_and_approves(browser, live_server):
@@ -150,11 +167,33 @@ def test_an_author_creates_a_new_version_from_the_launched_release_and_edits_its
     shoot(browser, "authoring-new-version", DESKTOP)
     shoot(browser, "authoring-new-version", MOBILE)
     viewport(browser, DESKTOP)
+
+    # Each stage's markets are checkboxes among the release's markets: ticking France on the release offers it
+    # to the stages at once.
+    def offered(stage: int) -> list[str]:
+        boxes = browser.find_elements(By.CSS_SELECTOR, f"div.stage-markets input[name='stages-{stage}-markets']")
+        return sorted(box.get_attribute("value") for box in boxes if box.is_displayed())
+
+    assert offered(0) == ["DE", "US"]
+    browser.find_element(By.CSS_SELECTOR, "input[name=markets][value=FR]").click()
+    assert offered(0) == offered(1) == ["DE", "FR", "US"]
+    browser.find_element(By.CSS_SELECTOR, "input[name='stages-0-markets'][value=FR]").click()
+    assert page_width(browser) <= DESKTOP[0]
+    for size in (DESKTOP, MOBILE):
+        viewport(browser, size)
+        # On a phone the stage table scrolls sideways: bring the markets cell itself into view.
+        browser.execute_script(
+            "document.getElementById('id_stages-0-markets').scrollIntoView({block: 'center', inline: 'center'})"
+        )
+        shoot(browser, "authoring-stage-markets", size)
+    viewport(browser, DESKTOP)
     browser.find_element(By.NAME, "_continue").click()
     _wait_for(browser, ".messagelist")
     draft.refresh_from_db()
     assert draft.system_prompt.endswith(NEW_RULE)
     assert draft.model_parameters == {"temperature": 0.1, "max_tokens": 400}
+    assert sorted(draft.markets) == ["DE", "FR", "US"]
+    assert [stage.markets for stage in draft.ordered_stages] == [["FR"], [], []]
     inserted = browser.find_elements(By.CSS_SELECTOR, "#diff table.diff-text[data-name=Prompt] tr.diff-insert td.r")
     assert [cell.text for cell in inserted] == [NEW_RULE]
     browser.get(live_server.url + reverse("admin:releases_release_add"))
@@ -163,12 +202,19 @@ def test_an_author_creates_a_new_version_from_the_launched_release_and_edits_its
     shoot(browser, "authoring-add", DESKTOP)
 
 
-def test_an_auditor_downloads_the_evidence_pack_and_opens_it(browser, live_server):
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
+def test_an_auditor_downloads_the_evidence_pack_of_the_demos_verified_release(browser, live_server):
+    from pypdf import PdfReader
     from selenium.webdriver.common.by import By
 
-    verified, _author, _pm = _launched(ReleaseStatus.VERIFIED)
+    # The demo as `make run` seeds it, on fresh sequences so the example reads release #1 on every run; the
+    # checkpoint is the one the periodic task would have signed by now.
+    call_command("seed_demo", stdout=io.StringIO())
     audit_checkpoint()
-    auditor = UserFactory(username="aud.auditor", groups=[AUDITORS])
+    verified = Release.objects.get(status=ReleaseStatus.VERIFIED)
+    auditor = get_user_model().objects.get(username="auditor")
+    auditor.set_password(PASSWORD)  # the harness logs in with its own password
+    auditor.save()
     login(browser, live_server, auditor)
     viewport(browser, DESKTOP)
     browser.get(live_server.url + reverse("admin:releases_release_change", args=[verified.pk]))
@@ -178,18 +224,23 @@ def test_an_auditor_downloads_the_evidence_pack_and_opens_it(browser, live_serve
     viewport(browser, DESKTOP)
     # The download with the browser's own session: what the auditor's click fetches.
     cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
-    response = requests.get(link.get_attribute("href"), cookies=cookies, timeout=30)
+    response = requests.get(link.get_attribute("href"), cookies=cookies, timeout=60)
     assert response.status_code == 200 and response.headers["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     manifest = json.loads(archive.read("manifest.json"))
     assert manifest["chain"]["verified"] is True and manifest["scope"]["release"] == verified.pk
-    assert {"report.html", "audit_events.csv", "approvals.json", "checklist_items.csv", "incidents.json"} <= set(
+    assert manifest["exported_by"] == "auditor"
+    assert {"report.html", "report.pdf", "audit_events.csv", "approvals.json", "checklist_items.csv"} <= set(
         archive.namelist()
     )
     assert {a["approved_content_hash"] for a in json.loads(archive.read("approvals.json"))} == {verified.content_hash}
+    assert [r["status"] for r in json.loads(archive.read("releases.json"))] == [ReleaseStatus.VERIFIED]
+    pdf = archive.read("report.pdf")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert verified.title in text and "Verified" in text
     (DOCS / "evidence-example.zip").write_bytes(response.content)
 
-    # The human-readable report, as the auditor opens it from the ZIP.
+    # The human-readable report and its PDF, as the auditor opens them from the ZIP.
     folder = Path(tempfile.mkdtemp())
     try:
         archive.extractall(folder)
@@ -198,6 +249,10 @@ def test_an_auditor_downloads_the_evidence_pack_and_opens_it(browser, live_serve
         assert page_width(browser) <= DESKTOP[0]
         shoot(browser, "evidence-report", DESKTOP)
         shoot(browser, "evidence-report", MOBILE)
+        viewport(browser, DESKTOP)
+        browser.get((folder / "report.pdf").as_uri())
+        _wait_until_drawn(browser)
+        shoot(browser, "evidence-report-pdf", DESKTOP)
     finally:
         shutil.rmtree(folder)
     viewport(browser, DESKTOP)

@@ -83,13 +83,12 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
         "stages-0-position": "1",
         "stages-0-name": "Canary",
         "stages-0-traffic_percent": "10",
-        "stages-0-markets": "us",
+        "stages-0-markets": ["US"],
         "stages-0-min_hold": "01:00:00",
         "stages-0-min_sample_size": "100",
         "stages-1-position": "2",
         "stages-1-name": "Full",
         "stages-1-traffic_percent": "100",
-        "stages-1-markets": "",
         "stages-1-min_hold": "00:00:00",
         "stages-1-min_sample_size": "0",
     }
@@ -112,6 +111,108 @@ def test_author_creates_release_with_stages_through_the_service(author, solution
     assert response.status_code == 200
     assert "higher than the stage before" in response.content.decode()
     assert Release.objects.count() == 1
+
+
+def _stage_rows(*rows: dict[str, Any], initial: int = 0) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "stages-TOTAL_FORMS": str(len(rows)),
+        "stages-INITIAL_FORMS": str(initial),
+        "stages-MIN_NUM_FORMS": "0",
+        "stages-MAX_NUM_FORMS": "1000",
+    }
+    for index, row in enumerate(rows):
+        data.update({f"stages-{index}-{key}": value for key, value in row.items()})
+    return data
+
+
+def test_stage_markets_are_checkboxes_limited_to_the_release_markets(author, solution):
+    page = admin_as(author).get(reverse("admin:releases_release_add")).content.decode()
+    # The stage rows offer the known markets as checkboxes, like the release's own markets: no code to type.
+    assert 'type="checkbox" name="stages-0-markets" value="DE"' in page
+    assert 'name="stages-0-markets" type="text"' not in page and 'type="text" name="stages-0-markets"' not in page
+
+    release_fields = {
+        "solution": solution.pk,
+        "title": "Canary in Germany",
+        "risk_level": "low",
+        "system_prompt": "You are the order-status assistant.",
+        "model_name": "gpt-4o-2024-08-06",
+        "markets": ["US", "FR"],
+        "verification_window": "7 00:00:00",
+    }
+    canary = {"position": "1", "name": "Canary", "traffic_percent": "10", "min_hold": "01:00:00"}
+    canary["min_sample_size"] = "0"
+    full = {"position": "2", "name": "Full", "traffic_percent": "100", "min_hold": "0", "min_sample_size": "0"}
+    events_before = AuditEvent.objects.count()
+
+    response = admin_as(author).post(
+        reverse("admin:releases_release_add"),
+        {**release_fields, **_stage_rows({**canary, "markets": ["DE", "US"]}, full)},
+    )
+    assert response.status_code == 200
+    row_errors = response.context["inline_admin_formsets"][0].formset.forms[0].errors
+    assert row_errors["markets"] == [
+        "DE is not among the release's markets (FR, US): tick it on the release above, or untick it here."
+    ]
+    assert "DE is not among the release&#x27;s markets (FR, US)" in response.content.decode()
+    assert not Release.objects.exists() and AuditEvent.objects.count() == events_before
+
+    # A code that is no market at all is refused by the choices themselves.
+    response = admin_as(author).post(
+        reverse("admin:releases_release_add"),
+        {**release_fields, **_stage_rows({**canary, "markets": ["XX"]}, full)},
+    )
+    assert response.status_code == 200
+    assert "XX is not one of the available choices" in response.content.decode()
+    assert not Release.objects.exists()
+
+    # Ticking the market on the release in the same submission makes the stage valid. (The flow, parameters and
+    # tools boxes are left out of this POST on purpose: missing boxes read as empty, never as a database NULL.)
+    response = admin_as(author).post(
+        reverse("admin:releases_release_add"),
+        {**release_fields, "markets": ["US", "FR", "DE"], **_stage_rows({**canary, "markets": ["DE"]}, full)},
+    )
+    assert response.status_code == 302
+    release = Release.objects.get()
+    assert [stage.markets for stage in release.ordered_stages] == [["DE"], []]
+    assert (release.model_parameters, release.tools) == ({}, [])
+
+
+def test_changing_a_stage_to_a_market_outside_the_release_writes_nothing(author, draft_release):
+    url = reverse("admin:releases_release_change", args=[draft_release.pk])
+    stages = list(draft_release.ordered_stages)
+    form = admin_as(author).get(url).context["adminform"].form
+    data: dict[str, Any] = {name: form[name].value() for name in ("title", "risk_level", "system_prompt", "model_name")}
+    data |= {
+        "change_summary": draft_release.change_summary,
+        "resolution_flow": "identify_order\ncheck_eligibility\nexplain\noffer_handoff",
+        "model_parameters": "temperature = 0.2",
+        "tools": "order_lookup\nrefund_policy",
+        "knowledge_base_version": draft_release.knowledge_base_version,
+        "markets": draft_release.markets,
+        "verification_window": "7 00:00:00",
+        "_continue": "Save",
+    }
+    rows = [
+        {
+            "id": str(stage.pk),
+            "release": str(draft_release.pk),
+            "position": str(stage.position),
+            "name": stage.name,
+            "traffic_percent": str(stage.traffic_percent),
+            "markets": ["FR"] if index == 0 else list(stage.markets),
+            "min_hold": str(stage.min_hold),
+            "min_sample_size": str(stage.min_sample_size),
+        }
+        for index, stage in enumerate(stages)
+    ]
+    hash_before, events_before = draft_release.content_hash, AuditEvent.objects.count()
+    response = admin_as(author).post(url, data | _stage_rows(*rows, initial=len(rows)))
+    assert response.status_code == 200
+    assert "FR is not among the release&#x27;s markets (DE, US)" in response.content.decode()
+    draft_release.refresh_from_db()
+    assert draft_release.content_hash == hash_before and AuditEvent.objects.count() == events_before
+    assert [s.markets for s in draft_release.ordered_stages] == [s.markets for s in stages]
 
 
 def test_frozen_release_fields_are_read_only(author, program_manager, draft_release):
