@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.core.management import call_command
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -15,11 +16,21 @@ from releases.models import Release
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(scope="module", autouse=True)
+def seeded_demo(django_db_setup, django_db_blocker):
+    """The demo, seeded once for the module inside a transaction rolled back at its end; each test runs in a
+    savepoint inside it, so what one test changes the next never sees."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        call_command("seed_demo", stdout=StringIO())
+        yield
+        transaction.set_rollback(True)
+
+
 APPROVED_TITLE = "Clarify reserve holds for new sellers"
 
 
 def test_seed_demo_leaves_each_release_in_its_state_and_is_idempotent():
-    call_command("seed_demo", stdout=StringIO())
     expected = {title: status for _key, title, _risk, status, _extra in RELEASES}
     assert dict(Release.objects.values_list("title", "status")) == expected
 
@@ -30,7 +41,6 @@ def test_seed_demo_leaves_each_release_in_its_state_and_is_idempotent():
 
 
 def test_pm_can_start_the_rollout_of_the_seeded_approved_release():
-    call_command("seed_demo", stdout=StringIO())
     release = Release.objects.get(title=APPROVED_TITLE)
     assert (release.status, release.author.username) == ("approved", "author2")
     rollout = Checklist.objects.current().get(release=release, gate="rollout")
@@ -56,7 +66,6 @@ def test_the_demo_tells_a_story_on_call_and_program_managers_can_read():
     from monitoring.models import Incident, NotificationOutbox
     from opportunities.models import Opportunity
 
-    call_command("seed_demo", stdout=StringIO())
     canary = Release.objects.get(status="rolling_out")
     open_incidents = list(Incident.objects.open().select_related("guardrail__metric"))
     assert len(open_incidents) == 1, [(i.title, i.kind, i.opened_at) for i in open_incidents]
