@@ -17,7 +17,6 @@ and the scheduler behaves as Celery's own.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from celery.beat import PersistentScheduler
@@ -96,6 +95,8 @@ class LockedPersistentScheduler(PersistentScheduler):
     Nothing blocks: a standby's ``tick`` asks for the lock and, refused, returns the poll interval, so beat's own
     loop (and its SIGTERM handling) runs as usual. The schedule file is open only while the lock is held.
     """
+
+    _store: Any = None  # the open shelve (Celery's attribute), None while standing by
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.beat_lock = BeatLock() if lock_applies() else None
