@@ -1,5 +1,5 @@
-"""``/metrics`` for Prometheus: django-prometheus's request, database and migration metrics, the process's own
-counters, and the collectors apps register to read their state from the database at scrape time.
+"""``/metrics`` for Prometheus: django-prometheus's request and database metrics, the process's own counters, and
+the collectors apps register to read their state from the database at scrape time.
 
 Who may read it: a scraper sending ``Authorization: Bearer <METRICS_TOKEN>`` (Prometheus's ``authorization``
 setting), or a signed-in superuser looking by hand. Anyone else gets 401 (no credentials) or 403 (wrong ones).

@@ -10,7 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -152,7 +152,7 @@ def test_a_scrape_costs_two_queries_whatever_the_rows(client, metrics_token, dja
 
 
 def test_a_database_failure_still_answers_without_the_state_gauges(client, metrics_token):
-    with mock.patch("monitoring.metrics.open_incident_counts", side_effect=__import__("django.db").db.OperationalError):
+    with mock.patch("monitoring.metrics.open_incident_counts", side_effect=OperationalError("server closed")):
         metrics = scrape(client)
     assert metrics[("rollgate_state_scrape_up", ())] == 0
     assert not any(name == "rollgate_incidents_open" for name, _ in metrics)
