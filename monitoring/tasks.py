@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from . import services
+from . import metrics, services
 from .selectors import live_release_ids
 from .services.evaluation import BATCH_SIZE
 
@@ -49,7 +49,10 @@ def evaluate_guardrails_cycle() -> int:
     max_retries=5,
 )
 def evaluate_releases(release_ids: list[int]) -> int:
-    return services.guardrails_evaluate(release_ids=release_ids).evaluations
+    with metrics.timed_evaluation_run():
+        result = services.guardrails_evaluate(release_ids=release_ids)
+    metrics.record_evaluations(result.outcomes)
+    return result.evaluations
 
 
 @shared_task(

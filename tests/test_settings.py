@@ -46,13 +46,19 @@ def test_production_reads_the_environment():
         CELERY_BROKER_URL="redis://cache.example:6379/0",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.postgresql", "redis://cache.example:6379/0", "False"]
+    # The PostgreSQL backend behind django-prometheus's wrapper, which counts its queries for /metrics.
+    engine, broker, debug = result.stdout.split()
+    assert (engine, broker, debug) == (
+        "django_prometheus.db.backends.postgresql",
+        "redis://cache.example:6379/0",
+        "False",
+    )
 
 
 def test_local_runs_on_the_embedded_default_with_nothing_set():
     result = _settings_of("config.settings.local")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "True"]
+    assert result.stdout.split() == ["django_prometheus.db.backends.sqlite3", "filesystem://", "True"]
 
 
 @pytest.mark.django_db

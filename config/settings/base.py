@@ -6,8 +6,10 @@ PostgreSQL and Redis/RabbitMQ.
 """
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -47,6 +49,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -70,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "django_prometheus",
     "core",
     "releases",
     "governance",
@@ -80,6 +93,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: load balancers probe /healthz and /readyz over plain HTTP with no Host we know and no credentials.
+    "core.health.HealthProbeMiddleware",
+    # Counts every request below it (django-prometheus wants its two halves first and last; axes must be last).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Early, so every log line written while a request is handled carries its id.
+    "core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Refuses an oversized /api/ body before anything reads it, and answers /api/ failures as JSON.
     "core.middleware.ApiErrorMiddleware",
@@ -92,6 +111,7 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     # After authentication: a retried POST's key is scoped by the user the API authenticates.
     "core.idempotency.IdempotencyKeyMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes requires: turns a locked-out login into core.auth.lockout_response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -114,10 +134,23 @@ TEMPLATES = [
     },
 ]
 
+
+def instrumented(database: Mapping[str, Any]) -> dict[str, Any]:
+    """The same database through django-prometheus's backend wrapper, which counts connections, queries, errors
+    and query durations (``django_db_*`` on /metrics). The vendor stays the same."""
+    wrapped = {
+        "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+        "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    }
+    return {**database, "ENGINE": wrapped.get(database["ENGINE"], database["ENGINE"])}
+
+
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'rollgate.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+    "default": instrumented(
+        dj_database_url.parse(
+            os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'rollgate.sqlite3'}"),
+            conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+        )
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -233,6 +266,13 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Operations: probes and metrics --------------------------------------------------------------------------
+# /readyz gives the database and the broker this long each before it answers 503.
+READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
+# /metrics answers a scraper that sends "Authorization: Bearer <METRICS_TOKEN>" (or a signed-in superuser); with no
+# token set only a superuser's session can read it. See docs/deploy.md.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
 # --- Audit -------------------------------------------------------------------------------------------------
 # Signs the audit chain's checkpoints. Production should set it, and keep it away from the database's
 # administrators: whoever holds it can forge a checkpoint. Unset, a key derived from SECRET_KEY is used.
@@ -267,6 +307,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # A worker creates this file's folder when it starts (config/celery.py); a standalone `celery beat` in production
 # takes an existing writable path from the environment.
+# Exactly one beat schedules, however many are started: each holds or waits for a PostgreSQL advisory lock
+# (core/beat.py). A standby beat tries again this often, so it takes over this long after the holder dies.
+CELERY_BEAT_SCHEDULER = "core.beat:LockedPersistentScheduler"
+BEAT_LOCK_POLL_SECONDS = env_float("BEAT_LOCK_POLL_SECONDS", 5.0)
 CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 
 

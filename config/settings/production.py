@@ -21,3 +21,15 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# One JSON object per line (core/json_logging.py): time, level, logger, message, the request's (or Celery task's)
+# id, the exception's traceback and any extra= fields. LOG_LEVEL sets the threshold, as in base.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "core.json_logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+# A Celery worker would otherwise replace the root logger's handlers with its own text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -5,12 +5,13 @@ import os
 import dj_database_url
 
 from .base import *  # noqa: F403
+from .base import instrumented
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollgate"),
+    "default": instrumented(
+        dj_database_url.parse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollgate"))
     )
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

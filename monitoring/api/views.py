@@ -16,7 +16,7 @@ from core.errors import DomainValidationError
 from core.transitions import Transition
 from releases.models import Release
 
-from .. import selectors, services
+from .. import metrics, selectors, services
 from ..filters import EvaluationFilter, GuardrailFilter, IncidentFilter, MetricSampleFilter
 from ..models import Evaluation, Guardrail, Incident, MetricDefinition, MetricSample
 from ..services.incidents import TRANSITION_SERVICES
@@ -73,6 +73,7 @@ class MetricSampleViewSet(
         if not isinstance(request.data, list):
             raise DomainValidationError({"non_field_errors": ["Expected a JSON list of sample rows."]})
         result = services.metric_samples_ingest(rows=request.data)
+        metrics.record_ingested_rows(result.rows)
         return Response({"rows": result.rows, "releases": list(result.release_ids)}, status=status.HTTP_201_CREATED)
 
 
