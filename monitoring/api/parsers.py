@@ -6,9 +6,9 @@ on this machine about 0.3 s and 0.2 s per batch, more than validating and storin
 recursive in Python and parses the batch in about 25 ms; the depth limit is then checked on the parsed value,
 which for a list of flat rows is one pass over the rows.
 
-Whatever orjson refuses (NaN, Infinity, bad UTF-8, broken JSON) goes to ``BoundedJSONParser`` unchanged, so the answer — 400 and its message, 413 — is the API's
-usual one. orjson reads an integer above 2**64 as a float; no sample field accepts a number that large, and
-``core.bulk_input`` refuses it as a float with the same message.
+Whatever orjson refuses (NaN, Infinity, bad UTF-8, broken JSON) goes to ``BoundedJSONParser`` unchanged, so the
+answer — 400 and its message, 413 — is the API's usual one. orjson reads an integer above 2**64 as a float; no
+sample field accepts a number that large, and ``core.bulk_input`` refuses it as a float with the same message.
 """
 
 from __future__ import annotations

@@ -60,7 +60,9 @@ class MetricSampleViewSet(
     serializer_class = MetricSampleSerializer
     filterset_class = MetricSampleFilter
     # The API's parsers, with orjson for JSON: a 10,000-row batch parses in a tenth of the time.
-    parser_classes = [BulkJSONParser if cls is BoundedJSONParser else cls for cls in api_settings.DEFAULT_PARSER_CLASSES]
+    parser_classes = [
+        BulkJSONParser if parser is BoundedJSONParser else parser for parser in api_settings.DEFAULT_PARSER_CLASSES
+    ]
     ordering_fields = ["window_start", "received_at"]
 
     def get_queryset(self) -> QuerySet[MetricSample]:
