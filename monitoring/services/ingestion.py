@@ -342,7 +342,7 @@ def validate_rows(rows: Sequence[Any], *, now: datetime | None = None) -> ValidS
     release_ids = {rid for row in rows if isinstance(row, Mapping) and (rid := _as_release_id(row.get("release")))}
     metric_keys = {row.get("metric") for row in rows if isinstance(row, Mapping) and isinstance(row.get("metric"), str)}
     lookups = _Lookups(
-        releases={r["id"]: r for r in Release.objects.filter(id__in=release_ids).values("id", "markets")},
+        releases={r["id"]: dict(r) for r in Release.objects.filter(id__in=release_ids).values("id", "markets")},
         metrics={m.key: m for m in MetricDefinition.objects.filter(key__in=metric_keys)},
         now=now or timezone.now(),
         datetimes={},
