@@ -21,22 +21,18 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from _monitoring_setup import ROOT, bench_database, make_live_releases
+from _monitoring_setup import bench_database, make_live_releases
 from _results import SCALE, record, scaled
+from _worker import celery_worker
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 RUN_ID = uuid.uuid4().hex[:12]
-QUEUE = f"rollgate-bench-{RUN_ID}"
 
 
 def wilson(x: int, n: int) -> tuple[float, float]:
@@ -46,7 +42,7 @@ def wilson(x: int, n: int) -> tuple[float, float]:
     return interval.lower, interval.upper
 
 
-def _setup_guardrails(releases: list[Any], metric_key: str, **fields: Any) -> None:
+def setup_guardrails(releases: list[Any], metric_key: str, **fields: Any) -> None:
     from monitoring.models import Guardrail, MetricDefinition
 
     metric = MetricDefinition.objects.get(key=metric_key)
@@ -80,9 +76,9 @@ def simulate(*, releases: int, days: int, seed: int = 20261126) -> dict[str, Any
     aa = make_live_releases(releases, markets=("US", "DE"))
     absolute = make_live_releases(releases, markets=("US",))
     power = make_live_releases(max(1, releases // 3), markets=("US",))
-    _setup_guardrails(aa, "fallback_rate", relative_margin=0.0, min_sample_size=500)
-    _setup_guardrails(absolute, "fallback_rate", absolute_threshold=0.05, min_sample_size=500)
-    _setup_guardrails(power, "fallback_rate", relative_margin=0.0, min_sample_size=500)
+    setup_guardrails(aa, "fallback_rate", relative_margin=0.0, min_sample_size=500)
+    setup_guardrails(absolute, "fallback_rate", absolute_threshold=0.05, min_sample_size=500)
+    setup_guardrails(power, "fallback_rate", relative_margin=0.0, min_sample_size=500)
     start = (timezone.now() - timedelta(hours=hours + 2)).replace(minute=0, second=0, microsecond=0)
     every = [r.pk for r in aa + absolute + power]
     # Fixture data: the phase began at the simulation's start (as make_live_releases places them in rolling_out).
@@ -158,73 +154,31 @@ def _rate_line(label: str, outcomes: list[int | None]) -> str:
 
 def latency(trials: int) -> list[float]:
     """Breach → incident with a real worker on Redis: ingest (enqueue on commit) → worker's look → incident."""
-    import redis
-    from django.conf import settings
-    from django.db import connection
+    from datetime import UTC, datetime
 
-    from config.celery import app
     from monitoring.models import Incident
     from monitoring.services import metric_samples_ingest
     from releases.models import Release
 
-    redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "benchmarks.celery_settings",
-        "ROLLGATE_BENCH_CELERY_RUN": RUN_ID,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": REDIS_URL,
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": str(ROOT),
-    }
-    log = open(os.path.join(tempfile.gettempdir(), f"bench-worker-{RUN_ID}.log"), "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
-         "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel=WARNING", f"--queues={QUEUE}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    app.conf.broker_url = REDIS_URL
-    app.conf.task_default_queue = QUEUE
-    app.conf.broker_transport_options = {
-        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-        "unacked_key": f"unacked-bench-{RUN_ID}",
-        "unacked_index_key": f"unacked_index-bench-{RUN_ID}",
-        "unacked_mutex_key": f"unacked_mutex-bench-{RUN_ID}",
-    }
     timings: list[float] = []
-    try:
-        from datetime import UTC, datetime
-
+    with celery_worker(run_id=RUN_ID, redis_url=REDIS_URL):
         # One warm-up release (worker imports, connections), then one fresh release per timed trial.
         releases = make_live_releases(trials + 1, markets=("US",))
-        _setup_guardrails(releases, "error_rate", absolute_threshold=0.05, min_sample_size=100)
+        setup_guardrails(releases, "error_rate", absolute_threshold=0.05, min_sample_size=100)
         start = datetime.fromtimestamp((time.time() // 3600 - 3) * 3600, tz=UTC)
         Release.objects.filter(pk__in=[r.pk for r in releases]).update(stage_started_at=start)
         for index, release in enumerate(releases):
             began = time.time()
             # The API's POST calls this service; the evaluation is enqueued when its transaction commits.
-            metric_samples_ingest(rows=[_breach(release, start + timedelta(hours=1))], enqueue=True)
-            opened = _wait_incident(release.pk, 60 if index == 0 else 30)
+            metric_samples_ingest(rows=[breach_row(release, start + timedelta(hours=1))], enqueue=True)
+            opened = wait_incident(release.pk, 60 if index == 0 else 30)
             if index:
                 timings.append(opened - began if opened else math.inf)
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-        log.close()
-        redis.Redis.from_url(REDIS_URL).delete(
-            QUEUE, f"unacked-bench-{RUN_ID}", f"unacked_index-bench-{RUN_ID}", f"unacked_mutex-bench-{RUN_ID}",
-            f"_kombu.binding.{QUEUE}", f"_kombu.binding_permanent.{QUEUE}",
-        )  # fmt: skip
     assert Incident.objects.count() >= len(timings)
     return timings
 
 
-def _breach(release: Any, window_start: Any) -> dict[str, Any]:
+def breach_row(release: Any, window_start: Any) -> dict[str, Any]:
     return {
         "release": release.pk,
         "metric": "error_rate",
@@ -236,7 +190,7 @@ def _breach(release: Any, window_start: Any) -> dict[str, Any]:
     }
 
 
-def _wait_incident(release_id: int, timeout: float) -> float | None:
+def wait_incident(release_id: int, timeout: float) -> float | None:
     from monitoring.models import Incident
 
     deadline = time.time() + timeout

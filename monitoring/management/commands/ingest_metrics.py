@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from core.bulk_input import read_csv_rows
 from monitoring.errors import InvalidRows
-from monitoring.services.ingestion import MAX_ROWS, enqueue_evaluation, upsert_samples, validate_samples
+from monitoring.services.ingestion import MAX_ROWS, enqueue_evaluation, upsert_samples, validate_rows
 
 COLUMNS = ("release", "metric", "market", "window_start", "window_end")
 TEXT_COLUMNS = {"metric", "market", "arm", "source", "window_start", "window_end"}
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         problems: list[str] = []
         for number, chunk in enumerate(tqdm(chunks, desc="validate", unit="chunk", disable=not chunks)):
             try:
-                validated.append(validate_samples(chunk))
+                validated.append(validate_rows(chunk))
             except InvalidRows as exc:
                 for bad in exc.rows:
                     # +2: the header is line 1 and rows count from 0.
@@ -48,7 +48,7 @@ class Command(BaseCommand):
         ):
             for samples in validated:
                 upsert_samples(samples)
-                release_ids.update(sample.release_id for sample in samples)
+                release_ids.update(samples.release_ids)
                 progress.update(len(samples))
             if release_ids and not options["no_enqueue"]:
                 ids = sorted(release_ids)
