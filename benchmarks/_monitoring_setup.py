@@ -159,7 +159,7 @@ def bulk_live_fleet(
                 " consecutive_success_limit, severity, action, dry_run, is_active, created_at, updated_at,"
                 " release_id, metric_id, bonferroni, planned_treatment_share)"
                 " SELECT %s, 'release', '', %s, %s, %s, interval '1 day', interval '5 minutes', 0.95, 0, 3,"
-                " 'high', 'notify', false, true, now(), now(), f.id, m.id, true, NULL"
+                " 'sev2', 'notify', false, true, now(), now(), f.id, m.id, true, NULL"
                 f" FROM ({fleet}) AS f CROSS JOIN monitoring_metricdefinition AS m WHERE m.key = %s",
                 [f"{key} bench cap", threshold, margin, minimum, f"{tag}-%", key],
             )

@@ -153,7 +153,8 @@ def with_workers(workers: int, expected: int) -> float:
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(ROOT),
     }
-    logs = [tempfile.NamedTemporaryFile("w+", prefix=f"bench-eval-{run_id}-", suffix=".log") for _ in range(workers)]
+    # Closed in the ``finally`` below, with the workers that write them.
+    logs = [tempfile.NamedTemporaryFile("w+", prefix=f"bench-eval-{run_id}-", suffix=".log") for _ in range(workers)]  # noqa: SIM115
     processes = [
         subprocess.Popen(
             [
@@ -177,7 +178,7 @@ def with_workers(workers: int, expected: int) -> float:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         for index, log in enumerate(logs)
     ]
     app.conf.broker_url = REDIS_URL

@@ -461,7 +461,7 @@ def _insert_evaluations(rows: list[dict[str, Any]]) -> None:
     if connection.vendor != "postgresql":
         Evaluation.objects.bulk_create([Evaluation(**values) for values in rows])
         return
-    columns = [f.column for f in Evaluation._meta.concrete_fields if not f.primary_key]
+    columns = [str(f.column) for f in Evaluation._meta.concrete_fields if not f.primary_key]
     table = connection.ops.quote_name(Evaluation._meta.db_table)
     sql = f"COPY {table} ({', '.join(connection.ops.quote_name(c) for c in columns)}) FROM STDIN"
     with connection.cursor() as cursor:

@@ -55,3 +55,57 @@ def test_bench_verdicts_runs_at_a_tiny_scale(tmp_path):
     assert recorded["sections"]["verdicts"]["bench_scale"] == 0.01
     assert 0 <= recorded["aa_false_alarm_rate"] <= 1
     assert recorded["idle_detection_latency_median_s"] == pytest.approx(float(latency.group(1)), abs=0.01)
+
+
+def _bench_env(tmp_path: Path) -> dict[str, str]:
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "BENCH_SCALE": "0.002",
+        "BENCH_RESULTS_DIR": str(tmp_path),
+        "BENCH_REDIS_URL": EVALUATION_BROKER_URL,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
+
+
+EVALUATION_BROKER_URL = os.environ.get("MONITORING_TEST_EVALUATION_BROKER_URL", "redis://127.0.0.1:6379/14")
+
+
+def test_bench_evaluate_runs_at_a_tiny_scale_with_one_and_two_workers(tmp_path):
+    import redis
+
+    try:
+        redis.Redis.from_url(EVALUATION_BROKER_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"no Redis at {EVALUATION_BROKER_URL}")
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_evaluate.py"],
+        cwd=ROOT, env=_bench_env(tmp_path), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.search(r"cycle: 20 releases, 360 looks, 2160 samples: [0-9.]+ s in \d+ queries", run.stdout), run.stdout
+    assert re.search(r"fan-out to 2 Celery worker\(s\) on Redis: [0-9.]+ s", run.stdout), run.stdout
+    recorded = json.loads((tmp_path / "latest.json").read_text())
+    assert recorded["sections"]["evaluation"]["bench_scale"] == 0.002
+    for key in (
+        "evaluation_ratio_vs_sql",
+        "evaluation_cycle_s",
+        "evaluation_sql_baseline_s",
+        "evaluation_speedup_2_workers",
+    ):
+        assert recorded[key] > 0, key
+    assert recorded["evaluation_queries_10k"] >= recorded["evaluation_queries_1k"] > 0
+
+
+def test_bench_pages_runs_at_a_tiny_scale(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_pages.py", "--requests", "3"],
+        cwd=ROOT, env=_bench_env(tmp_path), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.search(r"incident page +[0-9.]+ +[0-9.]+ +\d+ +\d+", run.stdout), run.stdout
+    recorded = json.loads((tmp_path / "latest.json").read_text())
+    assert recorded["sections"]["pages"]["bench_scale"] == 0.002
+    assert recorded["pages_get_api_v1_releases_queries_10k"] > 0
+    assert recorded["pages_home_oncall_median_ms"] > 0
