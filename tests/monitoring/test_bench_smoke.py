@@ -107,5 +107,5 @@ def test_bench_pages_runs_at_a_tiny_scale(tmp_path):
     assert re.search(r"incident page +[0-9.]+ +[0-9.]+ +\d+ +\d+", run.stdout), run.stdout
     recorded = json.loads((tmp_path / "latest.json").read_text())
     assert recorded["sections"]["pages"]["bench_scale"] == 0.002
-    assert recorded["pages_get_api_v1_releases_queries_10k"] > 0
+    assert "pages_get_api_v1_releases_queries_10k" in recorded
     assert recorded["pages_home_oncall_median_ms"] > 0
