@@ -9,18 +9,18 @@ whatever way the evaluation computes them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Q, Sum, Window
+from django.db import connection
+from django.db.models import Case, Count, F, Q, Sum, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from core.models import AuditEvent
 from governance.models import FreezeWindow
-from releases.choices import ReleaseStatus
+from releases.choices import LIVE_STATES, ReleaseStatus
 from releases.models import Release, RolloutStage
 
 from . import selectors
@@ -37,6 +37,7 @@ OUTCOME_RANK: dict[str, int] = {
     Outcome.INSUFFICIENT_DATA: 3,
     Outcome.PASS: 4,
 }
+NO_LOOK_RANK = 9  # a release not looked at yet sorts after every verdict
 
 
 # --- Formatting: rates in percent, gauges in their unit ---------------------------------------------------------
@@ -340,33 +341,147 @@ class OncallLine:
     overdue: bool
 
 
+# How many rollouts and incidents the home lists: the worst ones, with the totals and a link to the full lists.
+HOME_LINES = 25
+
+
 @dataclass
 class Home:
-    rollouts: list[RolloutLine]
-    incidents: list[OncallLine]
+    rollouts: list[RolloutLine]  # the worst HOME_LINES live releases, worst first
+    incidents: list[OncallLine]  # the first HOME_LINES open incidents of the on-call queue
     freezes: list[Any]
     audit: list[AuditEvent]
     now: datetime
+    rollouts_total: int = 0
+    ready_count: int = 0
+    blocked_count: int = 0
+    incidents_total: int = 0
+    unacknowledged_count: int = 0
 
     @property
-    def ready_to_promote(self) -> list[RolloutLine]:
-        return [line for line in self.rollouts if line.ready]
+    def more_rollouts(self) -> int:
+        return self.rollouts_total - len(self.rollouts)
 
     @property
-    def blocked(self) -> list[RolloutLine]:
-        return [line for line in self.rollouts if line.blocked_by]
-
-    @property
-    def unacknowledged(self) -> list[OncallLine]:
-        return [line for line in self.incidents if line.incident.status == IncidentStatus.TRIGGERED]
+    def more_incidents(self) -> int:
+        return self.incidents_total - len(self.incidents)
 
 
-def live_rollouts(*, now: datetime) -> tuple[list[RolloutLine], list[Incident]]:
-    """Every live release with its worst latest verdict, what blocks a promotion, and the open incidents (three
-    queries: releases, latest looks, open incidents)."""
-    releases = list(Release.objects.live().with_related().order_by("status", "-rollout_started_at", "-id"))
+# The home's rollout card over every live release in one statement: each release's worst latest verdict in the
+# markets it serves, whether something blocks its promotion, and the totals; only the worst HOME_LINES come back.
+# Two fragments differ by database: whether a JSON list holds a market, and whether a stage's hold still runs.
+_VENDOR_SQL = {
+    "postgresql": {
+        "has_markets": "jsonb_array_length(st.markets) > 0",
+        "in_markets": "(CASE WHEN live.own_markets THEN live.stage_markets ELSE live.markets END)"
+        " @> jsonb_build_array(l.market)",
+        "hold_running": "r.stage_started_at + st.min_hold > %(now)s",
+    },
+    "sqlite": {
+        "has_markets": "json_array_length(st.markets) > 0",
+        "in_markets": "EXISTS (SELECT 1 FROM json_each(CASE WHEN live.own_markets THEN live.stage_markets"
+        " ELSE live.markets END) AS m WHERE m.value = l.market)",
+        # Durations are stored in microseconds and datetimes as ISO text there.
+        "hold_running": "julianday(r.stage_started_at) + st.min_hold / 86400000000.0 > julianday(%(now)s)",
+    },
+}
+
+_WORST_ROLLOUTS_SQL = """
+WITH live AS (
+    SELECT r.id, r.status, r.rollout_started_at, r.markets, st.markets AS stage_markets,
+           r.current_stage_id IS NOT NULL AS staged,
+           (r.status IN (%(rolling_out)s, %(paused)s) AND st.id IS NOT NULL AND {has_markets}) AS own_markets,
+           CASE WHEN r.status = %(paused)s THEN 1
+                WHEN r.status = %(rolling_out)s AND {hold_running} THEN 1 ELSE 0 END AS held
+    FROM releases_release AS r LEFT JOIN releases_rolloutstage AS st ON st.id = r.current_stage_id
+    WHERE r.status IN ({live})
+),
+latest AS (
+    SELECT e.release_id, e.market, e.outcome, e.breached,
+           ROW_NUMBER() OVER (PARTITION BY e.release_id, e.guardrail_id, e.market
+                              ORDER BY e.evaluated_at DESC, e.id DESC) AS look_rank
+    FROM monitoring_evaluation AS e
+    WHERE e.dry_run = %(false)s AND e.release_id IN (SELECT id FROM live)
+),
+verdicts AS (
+    SELECT l.release_id,
+           MIN(CASE l.outcome {outcome_ranks} ELSE %(no_look)s END) AS worst_rank,
+           MAX(CASE WHEN l.outcome = %(fail)s OR l.breached THEN 1 ELSE 0 END) AS failing
+    FROM latest AS l JOIN live ON live.id = l.release_id
+    WHERE l.look_rank = 1 AND (NOT live.staged OR {in_markets})
+    GROUP BY l.release_id
+),
+open_incidents AS (
+    SELECT release_id, COUNT(*) AS n FROM monitoring_incident WHERE status IN ({open}) GROUP BY release_id
+),
+lines AS (
+    SELECT live.id, live.status, live.rollout_started_at,
+           COALESCE(v.worst_rank, %(no_look)s) AS worst_rank, COALESCE(i.n, 0) AS incidents,
+           CASE WHEN live.status IN (%(rolling_out)s, %(paused)s)
+                 AND (live.held = 1 OR COALESCE(v.failing, 0) = 1 OR COALESCE(i.n, 0) > 0) THEN 1 ELSE 0 END AS blocked
+    FROM live LEFT JOIN verdicts AS v ON v.release_id = live.id LEFT JOIN open_incidents AS i ON i.release_id = live.id
+)
+SELECT id, incidents, COUNT(*) OVER (), SUM(blocked) OVER (),
+       SUM(CASE WHEN status = %(rolling_out)s AND blocked = 0 THEN 1 ELSE 0 END) OVER ()
+FROM lines
+ORDER BY worst_rank, incidents DESC, status, CASE WHEN rollout_started_at IS NULL THEN 1 ELSE 0 END,
+         rollout_started_at DESC, id DESC
+LIMIT %(limit)s
+"""
+
+
+@dataclass
+class Rollouts:
+    lines: list[RolloutLine]  # the worst, worst first
+    total: int
+    ready: int
+    blocked: int
+
+
+def _worst_rollouts(*, now: datetime, limit: int) -> tuple[list[tuple[int, int]], int, int, int]:
+    """(release, open incidents) of the ``limit`` worst live releases, and the live, blocked and ready totals."""
+    fragments = _VENDOR_SQL.get(connection.vendor, _VENDOR_SQL["sqlite"])
+    ranks = " ".join(f"WHEN %(outcome_{outcome})s THEN {rank}" for outcome, rank in OUTCOME_RANK.items())
+    live = {f"live_{index}": str(status) for index, status in enumerate(sorted(LIVE_STATES))}
+    open_states = {f"open_{index}": str(status) for index, status in enumerate(sorted(OPEN_INCIDENT_STATES))}
+    sql = _WORST_ROLLOUTS_SQL.format(
+        outcome_ranks=ranks,
+        live=", ".join(f"%({name})s" for name in live),
+        open=", ".join(f"%({name})s" for name in open_states),
+        **fragments,
+    )
+    params: dict[str, Any] = {
+        "now": now,
+        **live,
+        **open_states,
+        "rolling_out": ReleaseStatus.ROLLING_OUT.value,
+        "paused": ReleaseStatus.PAUSED.value,
+        "fail": Outcome.FAIL.value,
+        "false": False,
+        "no_look": NO_LOOK_RANK,
+        "limit": limit,
+        **{f"outcome_{outcome}": str(outcome) for outcome in OUTCOME_RANK},
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return [], 0, 0, 0
+    return [(row[0], row[1]) for row in rows], rows[0][2], int(rows[0][3] or 0), int(rows[0][4] or 0)
+
+
+def live_rollouts(*, now: datetime, limit: int = HOME_LINES) -> Rollouts:
+    """The ``limit`` worst live releases — worst latest verdict first, then the most open incidents — each with
+    what blocks its promotion, and how many are live, blocked and ready in all. A fixed four queries whatever the
+    number of live releases, looks or incidents: the ranking over all of them is one SQL statement, and only the
+    lines shown are read as model instances."""
+    worst, total, blocked_total, ready_total = _worst_rollouts(now=now, limit=limit)
+    if not worst:
+        return Rollouts([], total, ready_total, blocked_total)
+    ids = [release_id for release_id, _incidents in worst]
+    by_id = Release.objects.with_related().in_bulk(ids)
     latest = (
-        Evaluation.objects.filter(release__in=[r.pk for r in releases], dry_run=False)
+        Evaluation.objects.filter(release__in=ids, dry_run=False)
         .annotate(
             look_rank=Window(
                 RowNumber(),
@@ -376,63 +491,65 @@ def live_rollouts(*, now: datetime) -> tuple[list[RolloutLine], list[Incident]]:
         )
         .filter(look_rank=1)
         .select_related("guardrail__metric")
-        if releases
-        else Evaluation.objects.none()
     )
     verdicts: dict[int, list[Evaluation]] = defaultdict(list)
     for look in latest:
         verdicts[look.release_id].append(look)
+    lines = [
+        _rollout_line(by_id[release_id], verdicts.get(release_id, []), open_incidents, now=now)
+        for release_id, open_incidents in worst
+        if release_id in by_id
+    ]
+    return Rollouts(lines, total, ready_total, blocked_total)
+
+
+def _rollout_line(release: Release, latest: list[Evaluation], open_incidents: int, *, now: datetime) -> RolloutLine:
+    looks = [
+        e for e in latest if e.market in active_markets(release, release.current_stage) or release.current_stage is None
+    ]
+    failing = [f"{e.guardrail.metric.name} in {e.market}" for e in looks if e.outcome == Outcome.FAIL or e.breached]
+    worst = min((e.outcome for e in looks), key=lambda o: OUTCOME_RANK.get(o, NO_LOOK_RANK), default="none")
+    hold_ends_at = None
+    blocked: list[str] = []
+    if release.status == ReleaseStatus.PAUSED:
+        blocked.append("paused")
+    if release.current_stage is not None and release.stage_started_at is not None:
+        hold_ends_at = release.stage_started_at + release.current_stage.min_hold
+        if hold_ends_at > now and release.status == ReleaseStatus.ROLLING_OUT:
+            blocked.append(f"hold until {timezone.localtime(hold_ends_at):%H:%M}")
+    if failing:
+        blocked.append("failing: " + ", ".join(failing))
+    if open_incidents:
+        blocked.append(f"{open_incidents} open incident(s)")
+    in_rollout = release.status in (ReleaseStatus.ROLLING_OUT, ReleaseStatus.PAUSED)
+    return RolloutLine(
+        release=release,
+        worst=worst,
+        failing=failing,
+        open_incidents=open_incidents,
+        hold_ends_at=hold_ends_at,
+        blocked_by=blocked if in_rollout else [],
+    )
+
+
+def oncall_queue(*, now: datetime, limit: int = HOME_LINES) -> tuple[list[OncallLine], int, int]:
+    """The first ``limit`` open incidents — unacknowledged first, then by severity and age (oldest first) — and
+    how many are open and unacknowledged in all (two queries)."""
+    severity_rank = Case(*[When(severity=s, then=Value(r)) for s, r in SEVERITY_RANK.items()], default=Value(9))
     incidents = list(
-        Incident.objects.filter(status__in=OPEN_INCIDENT_STATES).with_related().select_related("release__current_stage")
-    )
-    open_by_release: dict[int, int] = defaultdict(int)
-    for incident in incidents:
-        open_by_release[incident.release_id] += 1
-    lines = []
-    for release in releases:
-        looks = [
-            e
-            for e in verdicts.get(release.pk, [])
-            if e.market in active_markets(release, release.current_stage) or release.current_stage is None
-        ]
-        failing = [f"{e.guardrail.metric.name} in {e.market}" for e in looks if e.outcome == Outcome.FAIL or e.breached]
-        worst = min((e.outcome for e in looks), key=lambda o: OUTCOME_RANK.get(o, 9), default="none")
-        hold_ends_at = None
-        blocked: list[str] = []
-        if release.status == ReleaseStatus.PAUSED:
-            blocked.append("paused")
-        if release.current_stage is not None and release.stage_started_at is not None:
-            hold_ends_at = release.stage_started_at + release.current_stage.min_hold
-            if hold_ends_at > now and release.status == ReleaseStatus.ROLLING_OUT:
-                blocked.append(f"hold until {timezone.localtime(hold_ends_at):%H:%M}")
-        if failing:
-            blocked.append("failing: " + ", ".join(failing))
-        if open_by_release.get(release.pk):
-            blocked.append(f"{open_by_release[release.pk]} open incident(s)")
-        if release.status not in (ReleaseStatus.ROLLING_OUT, ReleaseStatus.PAUSED):
-            blocked = [b for b in blocked if not b.startswith("hold")]
-        lines.append(
-            RolloutLine(
-                release=release,
-                worst=worst,
-                failing=failing,
-                open_incidents=open_by_release.get(release.pk, 0),
-                hold_ends_at=hold_ends_at,
-                blocked_by=blocked if release.status in (ReleaseStatus.ROLLING_OUT, ReleaseStatus.PAUSED) else [],
-            )
+        Incident.objects.open()
+        .with_related()
+        .select_related("release__current_stage")
+        .annotate(
+            unacknowledged_first=Case(When(status=IncidentStatus.TRIGGERED, then=Value(0)), default=Value(1)),
+            severity_rank=severity_rank,
         )
-    # Worst first: a failing rollout is what a program manager should see before a healthy one.
-    lines.sort(key=lambda line: OUTCOME_RANK.get(line.worst, 9))
-    return lines, incidents
-
-
-def oncall_queue(incidents: Sequence[Incident], *, now: datetime) -> list[OncallLine]:
-    """Open incidents, unacknowledged first, then by severity and age (oldest first)."""
-    ordered = sorted(
-        incidents,
-        key=lambda i: (i.status != IncidentStatus.TRIGGERED, SEVERITY_RANK.get(i.severity, 9), i.opened_at),
+        .order_by("unacknowledged_first", "severity_rank", "opened_at", "id")[:limit]
     )
-    return [
+    counts = Incident.objects.open().aggregate(
+        total=Count("id"), unacknowledged=Count("id", filter=Q(status=IncidentStatus.TRIGGERED))
+    )
+    lines = [
         OncallLine(
             incident=i,
             headline=incident_headline(i),
@@ -440,18 +557,31 @@ def oncall_queue(incidents: Sequence[Incident], *, now: datetime) -> list[Oncall
             deadline=i.ack_deadline,
             overdue=i.status == IncidentStatus.TRIGGERED and now >= i.ack_deadline,
         )
-        for i in ordered
+        for i in incidents
     ]
+    return lines, counts["total"], counts["unacknowledged"]
 
 
 def home(*, now: datetime | None = None, audit_rows: int = 12) -> Home:
     """The home page's shared reads (the per-person queues of governance are read beside it): a fixed handful of
     queries whatever the number of releases, incidents, evaluations or samples."""
     now = now or timezone.now()
-    rollouts, incidents = live_rollouts(now=now)
+    rollouts = live_rollouts(now=now)
+    incidents, incidents_total, unacknowledged = oncall_queue(now=now)
     freezes = list(FreezeWindow.objects.filter(cancelled_at__isnull=True, ends_at__gt=now).order_by("starts_at")[:5])
     audit = list(AuditEvent.objects.select_related("actor").order_by("-id")[:audit_rows])
-    return Home(rollouts=rollouts, incidents=oncall_queue(incidents, now=now), freezes=freezes, audit=audit, now=now)
+    return Home(
+        rollouts=rollouts.lines,
+        incidents=incidents,
+        freezes=freezes,
+        audit=audit,
+        now=now,
+        rollouts_total=rollouts.total,
+        ready_count=rollouts.ready,
+        blocked_count=rollouts.blocked,
+        incidents_total=incidents_total,
+        unacknowledged_count=unacknowledged,
+    )
 
 
 def active_market_looks() -> Q:

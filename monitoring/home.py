@@ -9,9 +9,13 @@ from django.http import HttpRequest
 
 from core.actors import request_actor
 from governance import selectors as governance_selectors
+from releases.choices import LIVE_STATES
 
 from . import cockpit
+from .models import Incident
 from .state_machine import TRIAGE_PERMISSION
+
+MINE_SHOWN = 20
 
 
 def home_context(request: HttpRequest) -> dict[str, Any]:
@@ -27,7 +31,12 @@ def home_context(request: HttpRequest) -> dict[str, Any]:
         if user.has_perm("governance.view_checklistitem")
         else []
     )
-    mine = [line for line in data.incidents if line.incident.assignee_id == user.pk]
+    # The open incidents assigned to me, whether or not they made the first lines of the queue.
+    mine = (
+        list(Incident.objects.open().filter(assignee=user).order_by("opened_at", "id")[:MINE_SHOWN])
+        if is_oncall
+        else []
+    )
     return {
         "home": data,
         "request": request,
@@ -39,4 +48,6 @@ def home_context(request: HttpRequest) -> dict[str, Any]:
         "waiting_count": len(approvals) + len(sign_offs),
         "mine": mine,
         "can_view_audit": user.has_perm("core.view_auditevent"),
+        # The full lists behind the home's first lines: live releases, and open incidents (that list's default).
+        "live_releases_query": "status__in=" + ",".join(sorted(LIVE_STATES)),
     }

@@ -20,11 +20,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorDebugWrapper
 from django.utils import timezone
 
 from core.errors import DomainError
@@ -42,7 +44,12 @@ from .incidents import incident_event_add, incident_open_data_quality, incident_
 
 logger = logging.getLogger(__name__)
 
+# Releases per Celery task when the beat fans a cycle out (monitoring/tasks.py).
 BATCH_SIZE = 200
+# Releases per transaction inside one call: each holds one advisory lock per release until it commits, and
+# PostgreSQL's shared lock table holds max_locks_per_transaction × max_connections (6,400 by default) for the
+# whole server, so a cycle over 10,000 releases cannot lock them all in one transaction.
+CYCLE_BATCH_SIZE = 1000
 
 
 @dataclass
@@ -85,19 +92,37 @@ class CycleResult:
 
 
 def guardrails_evaluate(
-    *, release_ids: Iterable[int] | None = None, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    *, release_ids: Iterable[int] | None = None, now: datetime | None = None, batch_size: int = CYCLE_BATCH_SIZE
 ) -> CycleResult:
-    """One evaluation cycle over the live releases (all of them, or ``release_ids``), batch by batch."""
+    """One evaluation cycle over the live releases (all of them, or ``release_ids``).
+
+    What the looks rest on is read once for the whole cycle, without locks: releases, guardrails, one cohort
+    aggregate over every release, the previous verified releases and their baselines. Then batch by batch (sorted
+    release ids), each in its own transaction under its releases' advisory locks: the phases re-checked, the looks
+    already taken and the counters (they must be read under the lock), the evaluations written in one statement,
+    incidents for the keys whose state changed.
+    """
     now = now or timezone.now()
     ids = selectors.live_release_ids(release_ids=release_ids)
     total = CycleResult()
+    if not ids:
+        return total
+    snapshot = _read_snapshot(ids, now)
     for start in range(0, len(ids), batch_size):
-        total.add(guardrails_evaluate_batch(release_ids=ids[start : start + batch_size], now=now))
+        total.add(_evaluate_and_act(release_ids=ids[start : start + batch_size], now=now, snapshot=snapshot))
     return total
 
 
 def guardrails_evaluate_batch(*, release_ids: Sequence[int], now: datetime) -> CycleResult:
-    result, actions = _evaluate_batch_in_transaction(release_ids=release_ids, now=now)
+    """One batch on its own (its reads included): what an ingestion-triggered look runs."""
+    ids = selectors.live_release_ids(release_ids=release_ids)
+    if not ids:
+        return CycleResult()
+    return _evaluate_and_act(release_ids=ids, now=now, snapshot=_read_snapshot(ids, now))
+
+
+def _evaluate_and_act(*, release_ids: Sequence[int], now: datetime, snapshot: _Snapshot) -> CycleResult:
+    result, actions = _evaluate_batch_in_transaction(release_ids=release_ids, now=now, snapshot=snapshot)
     for action in actions:
         result.actions_taken += guardrail_action_apply(pending=action)
     return result
@@ -147,6 +172,21 @@ class _Looks:
     pending: list[_Look]
     skipped: int
     sequences: dict[int, int]  # release → K, the guardrails × markets sharing its α
+
+
+@dataclass
+class _Snapshot:
+    """What a cycle reads once, before taking any lock: the releases as they were, their guardrails, cohorts."""
+
+    releases: dict[int, Release]
+    by_release: dict[int, list[Guardrail]]
+    cohorts: _Cohorts
+
+
+def _read_snapshot(release_ids: Sequence[int], now: datetime) -> _Snapshot:
+    releases = list(selectors.live_releases(release_ids))
+    by_release = selectors.effective_guardrails(releases)
+    return _Snapshot({r.pk: r for r in releases}, by_release, _read_cohorts(releases, by_release, now))
 
 
 def _read_cohorts(releases: Sequence[Release], by_release: dict[int, list[Guardrail]], now: datetime) -> _Cohorts:
@@ -299,10 +339,19 @@ def _baseline_for(cohorts: _Cohorts, look: _Look) -> tuple[Totals | None, str]:
     return None, BaselineSource.NONE
 
 
-def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counters], now: datetime) -> list[Evaluation]:
+@dataclass
+class _Row:
+    """One evaluation to write, as column values (no model instance: a cycle writes ~180,000 of them)."""
+
+    values: dict[str, Any]
+    guardrail: Guardrail
+    release: Release
+
+
+def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counters], now: datetime) -> list[_Row]:
     """One evaluation per pending look: judged (each cohort on its own, so one release's bad data is its own
     ``error``), with the counters carried over from the previous look."""
-    evaluations: list[Evaluation] = []
+    rows: list[_Row] = []
     metrics = {look.guardrail.metric_id: look.guardrail.metric for look in looks.pending}
     splits = release_splits(cohorts, list({look.release.pk: look.release for look in looks.pending}.values()), metrics)
     for look in looks.pending:
@@ -329,79 +378,125 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
             failure_limit=guardrail.failure_limit,
             success_limit=guardrail.consecutive_success_limit,
         )
-        evaluations.append(
-            Evaluation(
-                guardrail=guardrail,
-                release=release,
-                market=market,
-                window_start=look.phase_start,
-                window_end=look.last_window_end,
-                samples=look.samples,
-                data_through=look.data_through,
-                confidence=rule.confidence,
-                sequences=looks.sequences[release.pk] if guardrail.bonferroni else 1,
-                dry_run=guardrail.dry_run,
-                evaluated_at=now,
-                baseline_source=baseline_source,
-                outcome=judgement.outcome,
-                n=judgement.n,
-                observed=judgement.observed,
-                lower=judgement.lower,
-                upper=judgement.upper,
-                baseline=judgement.baseline,
-                baseline_n=judgement.baseline_n,
-                difference_lower=judgement.difference_lower,
-                difference_upper=judgement.difference_upper,
-                detail=judgement.detail,
-                reason=judgement.reason,
-                variance_method=judgement.variance_method if judgement.outcome != Outcome.ERROR else "",
-                sample_ratio_mismatch=judgement.sample_ratio_mismatch,
-                failures=counters.failures,
-                consecutive_passes=counters.consecutive_passes,
-                breached=counters.breached,
-            )
-        )
-    return evaluations
+        values = {
+            "guardrail_id": guardrail.pk,
+            "release_id": release.pk,
+            "market": market,
+            "window_start": look.phase_start,
+            "window_end": look.last_window_end,
+            "samples": look.samples,
+            "data_through": look.data_through,
+            "confidence": rule.confidence,
+            "sequences": looks.sequences[release.pk] if guardrail.bonferroni else 1,
+            "dry_run": guardrail.dry_run,
+            "evaluated_at": now,
+            "baseline_source": baseline_source,
+            "outcome": judgement.outcome,
+            "n": judgement.n,
+            "observed": judgement.observed,
+            "lower": judgement.lower,
+            "upper": judgement.upper,
+            "baseline": judgement.baseline,
+            "baseline_n": judgement.baseline_n,
+            "difference_lower": judgement.difference_lower,
+            "difference_upper": judgement.difference_upper,
+            "detail": judgement.detail,
+            "reason": judgement.reason,
+            "variance_method": judgement.variance_method if judgement.outcome != Outcome.ERROR else "",
+            "sample_ratio_mismatch": judgement.sample_ratio_mismatch,
+            "failures": counters.failures,
+            "consecutive_passes": counters.consecutive_passes,
+            "breached": counters.breached,
+        }
+        rows.append(_Row(values, guardrail, release))
+    return rows
 
 
-def _record(evaluations: list[Evaluation], result: CycleResult) -> None:
-    Evaluation.objects.bulk_create(evaluations)
-    result.evaluations = len(evaluations)
-    for evaluation in evaluations:
-        result.outcomes[evaluation.outcome] += 1
-        if evaluation.outcome == Outcome.ERROR:
+def _needs_incident_work(values: dict[str, Any], previous_state: dict[Key, Counters]) -> bool:
+    """Whether the look opens, retriggers or resolves an incident or flags the split: only those need their row
+    as a model instance with an id (the incident timeline points at it)."""
+    if values["dry_run"]:
+        return False
+    if values["sample_ratio_mismatch"] or (values["breached"] and values["outcome"] == Outcome.FAIL):
+        return True
+    key = (values["guardrail_id"], values["release_id"], values["market"])
+    return values["outcome"] == Outcome.PASS and not values["breached"] and previous_state.get(key, Counters()).breached
+
+
+def _record(rows: list[_Row], previous_state: dict[Key, Counters], result: CycleResult) -> list[Evaluation]:
+    """Write every row; return, as saved instances, the few the incident steps need. The rest go in one
+    ``INSERT … SELECT FROM unnest(arrays)`` on PostgreSQL: no model instance, one statement whatever the count."""
+    actionable: list[Evaluation] = []
+    plain: list[dict[str, Any]] = []
+    for row in rows:
+        values = row.values
+        result.outcomes[values["outcome"]] += 1
+        if values["outcome"] == Outcome.ERROR:
             result.errors += 1
             # An operational alert, not a failure of the release.
             logger.error(
                 "Guardrail %s on release %s/%s could not be evaluated: %s",
-                evaluation.guardrail_id,
-                evaluation.release_id,
-                evaluation.market,
-                evaluation.detail,
+                values["guardrail_id"],
+                values["release_id"],
+                values["market"],
+                values["detail"],
             )
+        if _needs_incident_work(values, previous_state):
+            evaluation = Evaluation(**values)
+            evaluation.guardrail, evaluation.release = row.guardrail, row.release
+            actionable.append(evaluation)
+        else:
+            plain.append(values)
+    result.evaluations = len(rows)
+    if actionable:
+        Evaluation.objects.bulk_create(actionable)
+    if plain:
+        _insert_evaluations(plain)
+    return actionable
+
+
+def _insert_evaluations(rows: list[dict[str, Any]]) -> None:
+    """COPY on PostgreSQL (one statement, rows streamed without SQL literals or model instances; it is logged
+    as a query like any other, so the query-count guards see it); bulk_create elsewhere."""
+    if connection.vendor != "postgresql":
+        Evaluation.objects.bulk_create([Evaluation(**values) for values in rows])
+        return
+    columns = [str(f.column) for f in Evaluation._meta.concrete_fields if not f.primary_key]
+    table = connection.ops.quote_name(Evaluation._meta.db_table)
+    sql = f"COPY {table} ({', '.join(connection.ops.quote_name(c) for c in columns)}) FROM STDIN"
+    with connection.cursor() as cursor:
+        logged = cursor.debug_sql(sql) if isinstance(cursor, CursorDebugWrapper) else nullcontext()
+        with logged, cursor.cursor.copy(sql) as copy:
+            for values in rows:
+                copy.write_row([values[column] for column in columns])
 
 
 @transaction.atomic
 def _evaluate_batch_in_transaction(
-    *, release_ids: Sequence[int], now: datetime
+    *, release_ids: Sequence[int], now: datetime, snapshot: _Snapshot
 ) -> tuple[CycleResult, list[PendingAction]]:
     result = CycleResult()
     _lock_releases(release_ids)
-    releases = list(selectors.live_releases(release_ids))
+    # Under the lock: only the releases still live in the phase the cohorts were read for (one paused, promoted
+    # or resumed since is left to the next look, which reads its new phase).
+    releases = [
+        release
+        for release in selectors.live_releases(release_ids)
+        if release.pk in snapshot.releases
+        and selectors.phase_start(release) == selectors.phase_start(snapshot.releases[release.pk])
+    ]
     result.releases = len(releases)
     if not releases:
         return result, []
-    by_release = selectors.effective_guardrails(releases)
-    cohorts = _read_cohorts(releases, by_release, now)
-    looks = _looks_to_take(releases, by_release, cohorts)
+    looks = _looks_to_take(releases, snapshot.by_release, snapshot.cohorts)
     result.skipped = looks.skipped
     if not looks.pending:
         return result, []
     previous_state = selectors.latest_counters(
         release_ids=[r.pk for r in releases], guardrail_ids=list({look.guardrail.pk for look in looks.pending})
     )
-    evaluations = _evaluate(looks, cohorts, previous_state, now)
-    _record(evaluations, result)
+    rows = _evaluate(looks, snapshot.cohorts, previous_state, now)
+    evaluations = _record(rows, previous_state, result)
     actions = _act_on_incidents(evaluations, previous_state, now=now, result=result)
     _flag_sample_ratio_mismatches(evaluations, now=now, result=result)
     return result, actions

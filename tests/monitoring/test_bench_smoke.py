@@ -1,5 +1,6 @@
-"""The verdict benchmark runs end to end at a tiny scale (``BENCH_SCALE``): its own database, the real services,
-a real worker on Redis. Figures at scale are ``make bench``'s; this only checks every measurement is produced."""
+"""Every benchmark runs end to end at a tiny scale (``BENCH_SCALE``): its own database, the real services, real
+workers on Redis. Figures at scale are ``make bench``'s; these only check every measurement is produced and
+recorded (in a temporary results folder, so a tiny run never overwrites a real one)."""
 
 from __future__ import annotations
 
@@ -9,43 +10,82 @@ import os
 import re
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, connections
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_URL = os.environ.get("MONITORING_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")
+EVALUATION_BROKER_URL = os.environ.get("MONITORING_TEST_EVALUATION_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db]
 
 
-def test_bench_verdicts_runs_at_a_tiny_scale(tmp_path):
+def _server_url(name: str) -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
+
+
+@pytest.fixture(scope="module")
+def migrated_template(django_db_setup, django_db_blocker) -> Iterator[str | None]:
+    """A copy of the (migrated, otherwise empty) test database for the benchmarks to copy in turn, instead of each
+    migrating its own. None when the test database cannot be copied now (another session is on it, e.g. a live
+    server thread): the benchmarks then migrate as ``make bench`` does."""
+    with django_db_blocker.unblock():
+        source = connection.settings_dict["NAME"]
+        name = f"{source}_bench_tpl_{uuid.uuid4().hex[:8]}"
+        connections.close_all()
+        admin_dsn = _server_url("postgres")
+        try:
+            with psycopg.connect(admin_dsn, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source))
+                )
+        except psycopg.errors.ObjectInUse:
+            yield None
+            return
+        yield name
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _needs_redis(url: str) -> None:
     import redis
 
     try:
-        redis.Redis.from_url(BROKER_URL, socket_connect_timeout=1).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.exceptions.ConnectionError:
-        pytest.skip(f"no Redis at {BROKER_URL}")
-    db = connection.settings_dict
+        pytest.skip(f"no Redis at {url}")
+
+
+def _run_bench(
+    script: str, tmp_path: Path, scale: str, template: str | None, *args: str, broker: str = BROKER_URL
+) -> subprocess.CompletedProcess[str]:
+    _needs_redis(broker)
     env = {
         **os.environ,
-        "BENCH_SCALE": "0.01",
+        "BENCH_SCALE": scale,
         "BENCH_RESULTS_DIR": str(tmp_path),
-        "BENCH_REDIS_URL": BROKER_URL,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "BENCH_REDIS_URL": broker,
+        "DATABASE_URL": _server_url(connection.settings_dict["NAME"]),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
     }
+    if template:
+        env["BENCH_TEMPLATE_DATABASE"] = template
     run = subprocess.run(
-        [sys.executable, "benchmarks/bench_verdicts.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+def test_bench_verdicts_runs_at_a_tiny_scale(tmp_path, migrated_template):
+    run = _run_bench("benchmarks/bench_verdicts.py", tmp_path, "0.01", migrated_template)
     out = run.stdout
     assert re.search(r"A/A vs control.*: \d+/3 releases", out), out
     assert re.search(r"absolute bound at the true rate.*: \d+/3 releases", out), out
@@ -58,34 +98,8 @@ def test_bench_verdicts_runs_at_a_tiny_scale(tmp_path):
     assert recorded["idle_detection_latency_median_s"] == pytest.approx(float(latency.group(1)), abs=0.01)
 
 
-def _run_bench(script: str, tmp_path: Path, scale: str) -> subprocess.CompletedProcess[str]:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "BENCH_SCALE": scale,
-        "BENCH_RESULTS_DIR": str(tmp_path),
-        "BENCH_REDIS_URL": BROKER_URL,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-    }
-    return subprocess.run(
-        [sys.executable, script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
-def _needs_redis() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(BROKER_URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip(f"no Redis at {BROKER_URL}")
-
-
-def test_bench_ingest_runs_at_a_tiny_scale(tmp_path):
-    _needs_redis()
-    run = _run_bench("benchmarks/bench_ingest.py", tmp_path, "0.001")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_bench_ingest_runs_at_a_tiny_scale(tmp_path, migrated_template):
+    run = _run_bench("benchmarks/bench_ingest.py", tmp_path, "0.001", migrated_template)
     out = run.stdout
     assert re.search(r"HTTP ingest, 4 senders → \d+ gunicorn workers: [0-9.]+ s = [0-9,]+ rows/s", out), out
     assert re.search(r"baseline psycopg COPY, one stream, .*: [0-9,]+ rows/s .*; ratio [0-9.]+ \(target", out), out
@@ -99,10 +113,8 @@ def test_bench_ingest_runs_at_a_tiny_scale(tmp_path):
     assert math.isfinite(recorded["detection_latency_p95_s"])
 
 
-def test_bench_api_runs_at_a_tiny_scale(tmp_path):
-    _needs_redis()
-    run = _run_bench("benchmarks/bench_api.py", tmp_path, "0.001")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_bench_api_runs_at_a_tiny_scale(tmp_path, migrated_template):
+    run = _run_bench("benchmarks/bench_api.py", tmp_path, "0.001", migrated_template)
     assert re.search(r"GET /api/v1/releases/: [0-9,]+ req/s .* 0 errors", run.stdout), run.stdout
     recorded = json.loads((tmp_path / "latest.json").read_text())
     assert recorded["sections"]["api"]["bench_scale"] == 0.001
@@ -110,3 +122,28 @@ def test_bench_api_runs_at_a_tiny_scale(tmp_path):
     assert recorded["api_list_errors"] == recorded["api_post_errors"] == recorded["api_bare_errors"] == 0
     # The release list's queries do not grow with the page.
     assert recorded["api_list_queries_50"] <= recorded["api_list_queries_10"]
+
+
+def test_bench_evaluate_runs_at_a_tiny_scale_with_one_and_two_workers(tmp_path, migrated_template):
+    run = _run_bench("benchmarks/bench_evaluate.py", tmp_path, "0.002", migrated_template, broker=EVALUATION_BROKER_URL)
+    assert re.search(r"cycle: 20 releases, 360 looks, 2160 samples: [0-9.]+ s in \d+ queries", run.stdout), run.stdout
+    assert re.search(r"fan-out to 2 Celery worker\(s\) on Redis: [0-9.]+ s", run.stdout), run.stdout
+    recorded = json.loads((tmp_path / "latest.json").read_text())
+    assert recorded["sections"]["evaluation"]["bench_scale"] == 0.002
+    for key in (
+        "evaluation_ratio_vs_sql",
+        "evaluation_cycle_s",
+        "evaluation_sql_baseline_s",
+        "evaluation_speedup_2_workers",
+    ):
+        assert recorded[key] > 0, key
+    assert recorded["evaluation_queries_10k"] >= recorded["evaluation_queries_1k"] > 0
+
+
+def test_bench_pages_runs_at_a_tiny_scale(tmp_path, migrated_template):
+    run = _run_bench("benchmarks/bench_pages.py", tmp_path, "0.002", migrated_template, "--requests", "3")
+    assert re.search(r"incident page +[0-9.]+ +[0-9.]+ +\d+ +\d+", run.stdout), run.stdout
+    recorded = json.loads((tmp_path / "latest.json").read_text())
+    assert recorded["sections"]["pages"]["bench_scale"] == 0.002
+    assert "pages_get_api_v1_releases_queries_10k" in recorded
+    assert recorded["pages_home_oncall_median_ms"] > 0
