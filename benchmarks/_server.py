@@ -38,8 +38,9 @@ def free_port() -> int:
 
 
 def default_workers() -> int:
-    """gunicorn's advice for sync workers: 2 × cores + 1."""
-    return 2 * (os.cpu_count() or 1) + 1
+    """gunicorn's advice for sync workers, 2 × cores + 1, unless ``BENCH_WEB_WORKERS`` says otherwise (the smoke
+    tests start two: each worker costs a Django start-up, which a tiny run would spend most of its time on)."""
+    return int(os.environ.get("BENCH_WEB_WORKERS", 0)) or 2 * (os.cpu_count() or 1) + 1
 
 
 @dataclass

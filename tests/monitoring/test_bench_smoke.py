@@ -72,6 +72,7 @@ def _run_bench(
         "BENCH_SCALE": scale,
         "BENCH_RESULTS_DIR": str(tmp_path),
         "BENCH_REDIS_URL": broker,
+        "BENCH_WEB_WORKERS": "2",
         "DATABASE_URL": _server_url(connection.settings_dict["NAME"]),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
     }
