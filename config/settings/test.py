@@ -14,6 +14,9 @@ DATABASES = {
         dj_database_url.parse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollgate"))
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # The same backend, with a COPY-based serialized rollback for transactional tests (tests/postgresql_backend).
+    DATABASES["default"]["ENGINE"] = "tests.postgresql_backend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
