@@ -172,8 +172,9 @@ class SolutionFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         recent = Release.objects.order_by("-created_at", "-id").values_list("solution_id", flat=True)
         ids = list(dict.fromkeys(recent[: self.RECENT_RELEASES]))[: self.OFFERED]
-        if self.value() and self.value().isdigit():
-            ids.append(int(self.value()))
+        chosen = self.value()
+        if chosen and chosen.isdigit():
+            ids.append(int(chosen))
         solutions = AutomationSolution.objects.in_bulk(ids)
         return sorted(((str(pk), str(s)) for pk, s in solutions.items()), key=lambda choice: choice[1].lower())
 
