@@ -86,7 +86,7 @@ def make_live_releases(count: int, markets: tuple[str, ...] = ("US", "DE", "FR")
     for release in releases:
         Release.objects.filter(pk=release.pk).update(
             status=ReleaseStatus.ROLLING_OUT,
-            current_stage_id=release.ordered_stages[0].pk,
+            current_stage_id=next(iter(release.ordered_stages)).pk,
             stage_started_at=timezone.now(),
         )
     return list(Release.objects.filter(pk__in=[r.pk for r in releases]).order_by("id"))

@@ -369,18 +369,19 @@ class Home:
 
 # The home's rollout card over every live release in one statement: each release's worst latest verdict in the
 # markets it serves, whether something blocks its promotion, and the totals; only the worst HOME_LINES come back.
-# Two fragments differ by database: whether a JSON list holds a market, and whether a stage's hold still runs.
+# It reads the few looks that are not a plain pass (evaluation_problem_idx) and, for each, whether a later look
+# of the same key exists; a release whose latest looks all pass needs only one probe for "has it any look". So the
+# cost follows live releases and open problems, not every look ever taken.
+# Two fragments differ by database: whether a stage's JSON list holds a market, and whether its hold still runs.
 _VENDOR_SQL = {
     "postgresql": {
         "has_markets": "jsonb_array_length(st.markets) > 0",
-        "in_markets": "(CASE WHEN live.own_markets THEN live.stage_markets ELSE live.markets END)"
-        " @> jsonb_build_array(l.market)",
+        "in_markets": "live.stage_markets @> jsonb_build_array(e.market)",
         "hold_running": "r.stage_started_at + st.min_hold > %(now)s",
     },
     "sqlite": {
         "has_markets": "json_array_length(st.markets) > 0",
-        "in_markets": "EXISTS (SELECT 1 FROM json_each(CASE WHEN live.own_markets THEN live.stage_markets"
-        " ELSE live.markets END) AS m WHERE m.value = l.market)",
+        "in_markets": "EXISTS (SELECT 1 FROM json_each(live.stage_markets) AS m WHERE m.value = e.market)",
         # Durations are stored in microseconds and datetimes as ISO text there.
         "hold_running": "julianday(r.stage_started_at) + st.min_hold / 86400000000.0 > julianday(%(now)s)",
     },
@@ -388,38 +389,42 @@ _VENDOR_SQL = {
 
 _WORST_ROLLOUTS_SQL = """
 WITH live AS (
-    SELECT r.id, r.status, r.rollout_started_at, r.markets, st.markets AS stage_markets,
-           r.current_stage_id IS NOT NULL AS staged,
+    SELECT r.id, r.status, r.rollout_started_at, st.markets AS stage_markets,
            (r.status IN (%(rolling_out)s, %(paused)s) AND st.id IS NOT NULL AND {has_markets}) AS own_markets,
            CASE WHEN r.status = %(paused)s THEN 1
                 WHEN r.status = %(rolling_out)s AND {hold_running} THEN 1 ELSE 0 END AS held
     FROM releases_release AS r LEFT JOIN releases_rolloutstage AS st ON st.id = r.current_stage_id
     WHERE r.status IN ({live})
 ),
-latest AS (
-    SELECT e.release_id, e.market, e.outcome, e.breached,
-           ROW_NUMBER() OVER (PARTITION BY e.release_id, e.guardrail_id, e.market
-                              ORDER BY e.evaluated_at DESC, e.id DESC) AS look_rank
-    FROM monitoring_evaluation AS e
-    WHERE e.dry_run = %(false)s AND e.release_id IN (SELECT id FROM live)
-),
-verdicts AS (
-    SELECT l.release_id,
-           MIN(CASE l.outcome {outcome_ranks} ELSE %(no_look)s END) AS worst_rank,
-           MAX(CASE WHEN l.outcome = %(fail)s OR l.breached THEN 1 ELSE 0 END) AS failing
-    FROM latest AS l JOIN live ON live.id = l.release_id
-    WHERE l.look_rank = 1 AND (NOT live.staged OR {in_markets})
-    GROUP BY l.release_id
+problems AS (
+    -- The latest look of its key that is not a plain pass, in a market the release serves (a stage without
+    -- markets of its own serves all the release's, the only ones it has looks at).
+    SELECT e.release_id,
+           MIN(CASE e.outcome {outcome_ranks} ELSE %(no_look)s END) AS worst_rank,
+           MAX(CASE WHEN e.outcome = %(fail)s OR e.breached THEN 1 ELSE 0 END) AS failing
+    FROM monitoring_evaluation AS e JOIN live ON live.id = e.release_id
+    WHERE NOT e.dry_run AND (e.outcome <> %(pass)s OR e.breached)
+      AND (NOT live.own_markets OR {in_markets})
+      AND NOT EXISTS (
+          SELECT 1 FROM monitoring_evaluation AS later
+          WHERE later.guardrail_id = e.guardrail_id AND later.release_id = e.release_id
+            AND later.market = e.market AND NOT later.dry_run
+            AND (later.evaluated_at > e.evaluated_at OR (later.evaluated_at = e.evaluated_at AND later.id > e.id))
+      )
+    GROUP BY e.release_id
 ),
 open_incidents AS (
     SELECT release_id, COUNT(*) AS n FROM monitoring_incident WHERE status IN ({open}) GROUP BY release_id
 ),
 lines AS (
-    SELECT live.id, live.status, live.rollout_started_at,
-           COALESCE(v.worst_rank, %(no_look)s) AS worst_rank, COALESCE(i.n, 0) AS incidents,
+    SELECT live.id, live.status, live.rollout_started_at, COALESCE(i.n, 0) AS incidents,
+           COALESCE(p.worst_rank, CASE WHEN EXISTS (
+               SELECT 1 FROM monitoring_evaluation AS e
+               WHERE e.release_id = live.id AND NOT e.dry_run AND (NOT live.own_markets OR {in_markets})
+           ) THEN %(pass_rank)s ELSE %(no_look)s END) AS worst_rank,
            CASE WHEN live.status IN (%(rolling_out)s, %(paused)s)
-                 AND (live.held = 1 OR COALESCE(v.failing, 0) = 1 OR COALESCE(i.n, 0) > 0) THEN 1 ELSE 0 END AS blocked
-    FROM live LEFT JOIN verdicts AS v ON v.release_id = live.id LEFT JOIN open_incidents AS i ON i.release_id = live.id
+                 AND (live.held = 1 OR COALESCE(p.failing, 0) = 1 OR COALESCE(i.n, 0) > 0) THEN 1 ELSE 0 END AS blocked
+    FROM live LEFT JOIN problems AS p ON p.release_id = live.id LEFT JOIN open_incidents AS i ON i.release_id = live.id
 )
 SELECT id, incidents, COUNT(*) OVER (), SUM(blocked) OVER (),
        SUM(CASE WHEN status = %(rolling_out)s AND blocked = 0 THEN 1 ELSE 0 END) OVER ()
@@ -446,9 +451,11 @@ def _worst_rollouts(*, now: datetime, limit: int) -> tuple[list[tuple[int, int]]
     open_states = {f"open_{index}": str(status) for index, status in enumerate(sorted(OPEN_INCIDENT_STATES))}
     sql = _WORST_ROLLOUTS_SQL.format(
         outcome_ranks=ranks,
+        in_markets=fragments["in_markets"],
+        has_markets=fragments["has_markets"],
+        hold_running=fragments["hold_running"],
         live=", ".join(f"%({name})s" for name in live),
         open=", ".join(f"%({name})s" for name in open_states),
-        **fragments,
     )
     params: dict[str, Any] = {
         "now": now,
@@ -457,7 +464,8 @@ def _worst_rollouts(*, now: datetime, limit: int) -> tuple[list[tuple[int, int]]
         "rolling_out": ReleaseStatus.ROLLING_OUT.value,
         "paused": ReleaseStatus.PAUSED.value,
         "fail": Outcome.FAIL.value,
-        "false": False,
+        "pass": Outcome.PASS.value,
+        "pass_rank": OUTCOME_RANK[Outcome.PASS],
         "no_look": NO_LOOK_RANK,
         "limit": limit,
         **{f"outcome_{outcome}": str(outcome) for outcome in OUTCOME_RANK},
@@ -566,8 +574,8 @@ def home(*, now: datetime | None = None, audit_rows: int = 12) -> Home:
     """The home page's shared reads (the per-person queues of governance are read beside it): a fixed handful of
     queries whatever the number of releases, incidents, evaluations or samples."""
     now = now or timezone.now()
-    rollouts = live_rollouts(now=now)
-    incidents, incidents_total, unacknowledged = oncall_queue(now=now)
+    rollouts = live_rollouts(now=now, limit=HOME_LINES)
+    incidents, incidents_total, unacknowledged = oncall_queue(now=now, limit=HOME_LINES)
     freezes = list(FreezeWindow.objects.filter(cancelled_at__isnull=True, ends_at__gt=now).order_by("starts_at")[:5])
     audit = list(AuditEvent.objects.select_related("actor").order_by("-id")[:audit_rows])
     return Home(

@@ -356,6 +356,12 @@ class Evaluation(models.Model):
         indexes = [
             models.Index(fields=["release", "-window_end"], name="evaluation_release_idx"),
             models.Index(fields=["guardrail", "release", "market", "-id"], name="evaluation_latest_idx"),
+            # The looks that are not a plain pass: few, and all the home's ranking of live releases reads.
+            models.Index(
+                fields=["release"],
+                name="evaluation_problem_idx",
+                condition=models.Q(dry_run=False) & (~models.Q(outcome="pass") | models.Q(breached=True)),
+            ),
         ]
 
     def __str__(self) -> str:

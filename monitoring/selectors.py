@@ -153,37 +153,60 @@ def evaluated_looks(
     )
 
 
+_TOTALS_COLUMNS = (
+    "num",
+    "den",
+    "windows",
+    "units_sum",
+    "sx",
+    "sy",
+    "sxx",
+    "syy",
+    "sxy",
+    "with_sums",
+    "last_received",
+    "last_end",
+)
+
+
 def _totals(queryset: QuerySet[MetricSample], keys: Sequence[str]) -> dict[tuple[Any, ...], Totals]:
-    rows = queryset.values(*keys).annotate(
-        num=Sum("numerator"),
-        den=Sum("denominator"),
-        windows=Count("id"),
-        units_sum=Sum("units"),
-        sx=Sum("sum_x"),
-        sy=Sum("sum_y"),
-        sxx=Sum("sum_xx"),
-        syy=Sum("sum_yy"),
-        sxy=Sum("sum_xy"),
-        with_sums=Count("units"),
-        last_received=Max("received_at"),
-        last_end=Max("window_end"),
+    # Tuples, not .values() dicts: a cycle over 10,000 releases reads ~360,000 of these rows.
+    rows = (
+        queryset.values(*keys)
+        .annotate(
+            num=Sum("numerator"),
+            den=Sum("denominator"),
+            windows=Count("id"),
+            units_sum=Sum("units"),
+            sx=Sum("sum_x"),
+            sy=Sum("sum_y"),
+            sxx=Sum("sum_xx"),
+            syy=Sum("sum_yy"),
+            sxy=Sum("sum_xy"),
+            with_sums=Count("units"),
+            last_received=Max("received_at"),
+            last_end=Max("window_end"),
+        )
+        .values_list(*keys, *_TOTALS_COLUMNS)
     )
+    width = len(keys)
     return {
-        tuple(row[k] for k in keys): Totals(
-            numerator=row["num"] or 0,
-            denominator=row["den"] or 0,
-            windows=row["windows"],
-            units=row["units_sum"] or 0,
-            sum_x=row["sx"] or 0.0,
-            sum_y=row["sy"] or 0.0,
-            sum_xx=row["sxx"] or 0.0,
-            sum_yy=row["syy"] or 0.0,
-            sum_xy=row["sxy"] or 0.0,
-            windows_with_sums=row["with_sums"],
-            last_received=row["last_received"],
-            last_window_end=row["last_end"],
+        row[:width]: Totals(
+            numerator=num or 0,
+            denominator=den or 0,
+            windows=windows,
+            units=units or 0,
+            sum_x=sx or 0.0,
+            sum_y=sy or 0.0,
+            sum_xx=sxx or 0.0,
+            sum_yy=syy or 0.0,
+            sum_xy=sxy or 0.0,
+            windows_with_sums=with_sums,
+            last_received=last_received,
+            last_window_end=last_end,
         )
         for row in rows
+        for num, den, windows, units, sx, sy, sxx, syy, sxy, with_sums, last_received, last_end in (row[width:],)
     }
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -186,6 +188,33 @@ class ReleaseAdminForm(forms.ModelForm):
         fields = ["solution", *services.RELEASE_EDITABLE_FIELDS]
 
 
+class SolutionFilter(admin.SimpleListFilter):
+    """By solution, offering the solutions of the latest releases: a link per solution (every one of thousands)
+    made the list slow and unreadable. Any other solution is one search or one link away (same parameter)."""
+
+    title = "solution"
+    parameter_name = "solution__id__exact"
+    OFFERED = 20
+    RECENT_RELEASES = 200  # where the offered solutions come from
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        recent = Release.objects.order_by("-created_at", "-id").values_list("solution_id", flat=True)
+        ids = list(dict.fromkeys(recent[: self.RECENT_RELEASES]))[: self.OFFERED]
+        chosen = self.value()
+        if chosen and chosen.isdigit():
+            ids.append(int(chosen))
+        solutions = AutomationSolution.objects.in_bulk(ids)
+        return sorted(((str(pk), str(s)) for pk, s in solutions.items()), key=lambda choice: choice[1].lower())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Release]) -> QuerySet[Release]:
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"Unknown solution {value!r}.")
+        return queryset.filter(solution_id=int(value))
+
+
 # Panels other apps add to every release page, whichever subclass of ReleaseAdmin is registered (a higher app's
 # AppConfig.ready registers a function ``(request, release) -> html or None``).
 RELEASE_PANELS: list[Callable[[HttpRequest, Release], SafeString | None]] = []
@@ -206,9 +235,10 @@ class ReleaseAdmin(GovernedModelAdmin):
     form = ReleaseAdminForm
     change_form_template = "admin/releases/release/change_form.html"
     list_display = ["__str__", "status_badge", "risk_level", "is_emergency", "current_stage", "author", "updated_at"]
-    list_filter = ["status", "risk_level", "is_emergency", "solution"]
+    list_filter = ["status", "risk_level", "is_emergency", SolutionFilter]
     search_fields = ["title", "change_summary", "solution__name", "solution__key"]
     list_select_related = ["solution", "author", "current_stage"]
+    show_full_result_count = False  # a filtered page does not count every release a second time
     inlines = [RolloutStageInline]
     readonly_fields = ["status_badge", "current_stage", "stage_started_at", *services.RELEASE_LIFECYCLE_FIELDS]
     fieldsets = [

@@ -354,16 +354,21 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
     rows: list[_Row] = []
     metrics = {look.guardrail.metric_id: look.guardrail.metric for look in looks.pending}
     splits = release_splits(cohorts, list({look.release.pk: look.release for look in looks.pending}.values()), metrics)
+    # One rule per (guardrail, release, split): the markets of a release mostly share their split's absence.
+    rules: dict[tuple[int, int, tuple[int, int] | None], Rule] = {}
     for look in looks.pending:
         guardrail, release, market = look.guardrail, look.release, look.market
         baseline_source: str = BaselineSource.NONE
-        rule = rule_for(
-            guardrail,
-            sequences=looks.sequences[release.pk],
-            first_release=release.pk not in cohorts.previous_release,
-            share=planned_treatment_share(guardrail, release),
-            split=splits.get((release.pk, market)),
-        )
+        split = splits.get((release.pk, market))
+        rule = rules.get((guardrail.pk, release.pk, split))
+        if rule is None:
+            rule = rules[(guardrail.pk, release.pk, split)] = rule_for(
+                guardrail,
+                sequences=looks.sequences[release.pk],
+                first_release=release.pk not in cohorts.previous_release,
+                share=planned_treatment_share(guardrail, release),
+                split=split,
+            )
         if release.pk in cohorts.unreadable:
             judgement = Judgement(outcome=Outcome.ERROR, detail=cohorts.unreadable[release.pk])
         else:

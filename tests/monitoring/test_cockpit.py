@@ -223,3 +223,67 @@ def test_frozen_checklists_fold_away_on_a_rolling_out_release(program_manager, b
     for checklist in passed:
         # A passed gate's checklist is folded (its <details> not open): the live work stays near the top.
         assert re.search(rf'id="checklist-{checklist.pk}".*?<details class="checklist-details">', page, re.S)
+
+
+def test_the_home_lists_the_worst_rollouts_with_the_totals_and_a_link_to_all(
+    program_manager, oncall, breaching, author, solution, monkeypatch
+):
+    from monitoring import cockpit
+
+    monkeypatch.setattr(cockpit, "HOME_LINES", 2)
+    for index in range(3):
+        other = make_release(author=author, solution=solution, title=f"Quiet variant {index}")
+        Release.objects.filter(pk=other.pk).update(
+            status=ReleaseStatus.ROLLING_OUT,
+            current_stage=other.stages.order_by("position").first(),
+            stage_started_at=timezone.now() - timedelta(days=1),
+        )
+    page = _page(program_manager, reverse("admin:index"))
+    rollouts = page[page.index('id="home-rollouts"') :]
+    lines = re.findall(r'data-release="(\d+)" data-worst="(\w+)"', rollouts)
+    # Two lines shown out of four live releases, the failing one first; the totals count all four.
+    assert len(lines) == 2 and lines[0] == (str(breaching.pk), "fail")
+    assert 'Rollouts in flight <span class="count">4</span>' in rollouts
+    # The quiet ones have no look and no hold left: ready; the breaching one is held and failing: blocked.
+    assert "3 ready to promote" in rollouts and "1 blocked" in rollouts
+    assert "All 4 live releases" in rollouts
+    assert reverse("admin:releases_release_changelist") + "?status__in=" in rollouts
+    link = re.search(r'href="([^"]*status__in=[^"]*)">All 4 live releases', rollouts)
+    assert link is not None
+    listed = _page(program_manager, link.group(1).replace("&amp;", "&"))
+    for release in Release.objects.filter(status=ReleaseStatus.ROLLING_OUT):
+        assert reverse("admin:releases_release_change", args=[release.pk]) in listed
+
+
+def test_the_home_ranks_releases_by_their_latest_look_only(program_manager, breaching):
+    from monitoring import cockpit
+
+    assert [line.worst for line in cockpit.live_rollouts(now=timezone.now()).lines] == ["fail"]
+    # A later passing look of the same key (the breach is over) makes the release pass, as its line says.
+    failing = Evaluation.objects.get(release=breaching, market="US")
+    Evaluation.objects.filter(pk=failing.pk).update(breached=True)
+    later = Evaluation.objects.get(pk=failing.pk)
+    later.pk = None
+    later.samples, later.outcome, later.breached = later.samples + 1, Outcome.PASS, False
+    later.evaluated_at = failing.evaluated_at + timedelta(minutes=1)
+    later.save()
+    rollouts = cockpit.live_rollouts(now=timezone.now())
+    assert [(line.release.pk, line.worst, line.failing) for line in rollouts.lines] == [(breaching.pk, "pass", [])]
+    assert rollouts.total == 1
+
+
+def test_the_oncall_home_lists_the_first_incidents_and_counts_all(oncall, breaching, monkeypatch):
+    from monitoring import cockpit
+
+    monkeypatch.setattr(cockpit, "HOME_LINES", 1)
+    incident = Incident.objects.get()
+    second = Incident.objects.get(pk=incident.pk)
+    second.pk, second.dedup_key, second.market = None, f"{incident.dedup_key}:second", "DE"
+    second.status = IncidentStatus.ACKNOWLEDGED
+    second.save()
+    page = _page(oncall, reverse("admin:index"))
+    incidents = page[page.index('id="home-incidents"') : page.index('id="home-rollouts"')]
+    # The unacknowledged one comes first; the acknowledged one is counted and behind the link.
+    assert re.findall(r'data-incident="(\d+)"', incidents) == [str(incident.pk)]
+    assert 'Open incidents <span class="count">2</span>' in incidents and "1 unacknowledged" in incidents
+    assert "All 2 open incidents" in incidents

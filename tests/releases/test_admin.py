@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -378,3 +379,46 @@ def test_a_frozen_release_shows_readable_content(author, reviewer, program_manag
     assert '<pre class="content-readable">temperature = 0.2</pre>' in page
     assert "order_lookup, refund_policy" in page
     assert "{&quot;steps&quot;" not in page and "{&#x27;steps&#x27;" not in page
+
+
+def _queries(client: Any, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(url)  # warm the per-user caches, so both counts measure the page alone
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_release_list_and_api_cost_the_same_queries_for_1_and_25_solutions(author, program_manager, solution):
+    from tests.factories import SolutionFactory
+
+    make_release(author=author, solution=solution)
+    client = admin_as(program_manager)
+    pages = [reverse("admin:releases_release_changelist"), "/api/v1/releases/"]
+    before = [_queries(client, url) for url in pages]
+    for index in range(24):
+        make_release(author=author, solution=SolutionFactory(key=f"solution-{index}", name=f"Solution {index}"))
+    assert [_queries(client, url) for url in pages] == before
+
+
+def test_the_solution_filter_offers_recent_solutions_and_filters_by_any(author, program_manager, solution):
+    from releases.admin import SolutionFilter
+    from tests.factories import SolutionFactory
+
+    oldest = make_release(author=author, solution=solution)
+    for index in range(SolutionFilter.OFFERED + 2):
+        make_release(author=author, solution=SolutionFactory(key=f"solution-{index}", name=f"Solution {index}"))
+    client = admin_as(program_manager)
+    url = reverse("admin:releases_release_changelist")
+    page = client.get(url).content.decode()
+    offered = set(re.findall(r"\?solution__id__exact=(\d+)", page))
+    assert len(offered) == SolutionFilter.OFFERED and str(solution.pk) not in offered
+    # The oldest solution is not offered, but its link still filters, and then it is offered as the choice made.
+    filtered = client.get(url, {"solution__id__exact": solution.pk}).content.decode()
+    assert reverse("admin:releases_release_change", args=[oldest.pk]) in filtered
+    assert "1 release" in filtered and f"?solution__id__exact={solution.pk}" in filtered
+    # Nonsense is refused like any bad admin filter: back to the list with an error flag, never a 500.
+    refused = client.get(url, {"solution__id__exact": "refunds"})
+    assert refused.status_code == 302 and refused.url.endswith("?e=1")
