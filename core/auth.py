@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
@@ -211,6 +213,29 @@ class RequestAxesBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+class RolePermissionBackend(ModelBackend):
+    """Django's model backend, reading a user's permissions in one query instead of two.
+
+    ``ModelBackend`` reads the user's own permissions and their groups' in two queries, once per request (the
+    user object is new each request): on a small API read they were two of its seven queries. Both sets are
+    the union of the same two joins, so one ``UNION`` answers ``get_all_permissions`` with the same set;
+    ``get_user_permissions`` and ``get_group_permissions`` are still the model backend's own.
+    """
+
+    def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
+        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
+            return set()
+        if not hasattr(user_obj, "_perm_cache"):
+            names = ("content_type__app_label", "codename")
+            if user_obj.is_superuser:
+                permissions = Permission.objects.values_list(*names)
+            else:
+                permissions = Permission.objects.filter(user=user_obj).values_list(*names)
+                permissions = permissions.union(Permission.objects.filter(group__user=user_obj).values_list(*names))
+            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in permissions}
+        return user_obj._perm_cache  # type: ignore[no-any-return]
 
 
 def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:

@@ -179,7 +179,8 @@ LOGIN_URL = "admin:login"
 # --- Authentication -----------------------------------------------------------------------------------------
 # django-axes first: it refuses a locked-out client before any password is checked (admin login and the token
 # endpoint both authenticate with the request).
-AUTHENTICATION_BACKENDS = ["core.auth.RequestAxesBackend", "django.contrib.auth.backends.ModelBackend"]
+# RolePermissionBackend is Django's ModelBackend reading permissions in one query (core.auth).
+AUTHENTICATION_BACKENDS = ["core.auth.RequestAxesBackend", "core.auth.RolePermissionBackend"]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
 # Minutes a locked-out client waits; 0 means until an administrator runs `manage.py axes_reset`.
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30)) or None
@@ -224,13 +225,17 @@ REST_FRAMEWORK = {
         "config.api_permissions.RoleModelPermissions",
     ],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "core.api.filters.RequestedFiltersBackend",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PARSER_CLASSES": [
         "core.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "core.api.renderers.OrjsonRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,

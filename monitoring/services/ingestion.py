@@ -339,8 +339,7 @@ def validate_rows(rows: Sequence[Any], *, now: datetime | None = None) -> ValidS
     """Validate every row (two queries in all) and return them as tuples, or raise ``InvalidRows``."""
     if len(rows) > MAX_ROWS:
         raise TooManyRows(f"At most {MAX_ROWS} rows per request; got {len(rows)}.", extra={"max_rows": MAX_ROWS})
-    release_ids = {rid for row in rows if isinstance(row, Mapping) and (rid := _as_release_id(row.get("release")))}
-    metric_keys = {row.get("metric") for row in rows if isinstance(row, Mapping) and isinstance(row.get("metric"), str)}
+    release_ids, metric_keys = _referenced(rows)
     lookups = _Lookups(
         releases={r["id"]: dict(r) for r in Release.objects.filter(id__in=release_ids).values("id", "markets")},
         metrics={m.key: m for m in MetricDefinition.objects.filter(key__in=metric_keys)},
@@ -371,6 +370,25 @@ def validate_rows(rows: Sequence[Any], *, now: datetime | None = None) -> ValidS
 
 
 _KEY_LABEL = "(source, release, metric, market, arm, window_start)"
+
+
+def _referenced(rows: Sequence[Any]) -> tuple[set[int], set[str]]:
+    """The release ids and metric keys the rows name, in one pass (what the two lookups read)."""
+    release_ids: set[int] = set()
+    metric_keys: set[str] = set()
+    for row in rows:
+        if type(row) is not dict and not isinstance(row, Mapping):
+            continue
+        release = row.get("release")
+        # A JSON integer, the senders' shape, without the call; anything else as _as_release_id judges it.
+        if type(release) is int and 0 < release <= MAX_STORABLE_INT:
+            release_ids.add(release)
+        elif (release_id := _as_release_id(release)) is not None:
+            release_ids.add(release_id)
+        metric = row.get("metric")
+        if isinstance(metric, str):
+            metric_keys.add(metric)
+    return release_ids, metric_keys
 
 
 def validate_samples(rows: Sequence[Any], *, now: datetime | None = None) -> list[MetricSample]:

@@ -19,6 +19,7 @@ from releases.models import AutomationSolution, Release
 from releases.selectors import release_list
 from releases.state_machine import TRANSITIONS
 
+from .listing import release_columns, render_releases
 from .serializers import (
     OverridableTransitionInputSerializer,
     PromoteInputSerializer,
@@ -120,6 +121,15 @@ class ReleaseViewSet(
 
     def get_queryset(self) -> QuerySet[Release]:
         return release_list().order_by("-created_at")
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The same JSON per release as the detail, rendered from plain rows (``releases.api.listing``). A comment,
+        # not a docstring: drf-spectacular would publish a docstring as the operation's description.
+        releases = self.filter_queryset(Release.objects.order_by("-created_at")).values(*release_columns())
+        page = self.paginate_queryset(releases)
+        if page is None:
+            return Response(render_releases(list(releases), user=request.user))
+        return self.get_paginated_response(render_releases(page, user=request.user))
 
     def perform_create(self, serializer: ReleaseSerializer) -> None:
         serializer.instance = services.release_create(

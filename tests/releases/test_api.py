@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
+from releases import services
 from releases.choices import ReleaseStatus as S
 from releases.models import AutomationSolution, Release
 from tests.concurrency import run_at_once
@@ -147,6 +150,59 @@ class TestReleaseCrud:
         with django_assert_max_num_queries(12):
             response = client.get(RELEASES)
         assert response.data["count"] == 8
+
+
+class TestReleaseListRendering:
+    """The list renders plain rows (releases.api.listing); each item must be the detail endpoint's JSON."""
+
+    @pytest.fixture
+    def fleet(self, author, second_author, program_manager, superuser, solution):
+        shared = make_release(author=author, solution=solution, title="Shared draft", markets=["US", "DE", "FR"])
+        services.release_reassign(release=shared, actor=author, co_authors=[second_author])
+        services.release_update(release=shared, actor=second_author, change_summary="Edited by the co-author.")
+        by_root = make_release(author=superuser, solution=solution, title="Written by the superuser")
+        services.release_submit(release=by_root, actor=superuser)
+        in_review = make_release(author=author, solution=solution, title="In review", is_emergency=True)
+        services.release_submit(release=in_review, actor=author)
+        live = make_release(author=author, solution=solution, title="Rolling out")
+        live = advance_release(live, S.ROLLING_OUT, program_manager=program_manager)
+        return {"shared": shared, "by_root": by_root, "in_review": in_review, "live": live}
+
+    @pytest.mark.parametrize(
+        "viewer", ["author", "second_author", "superuser", "reviewer", "program_manager", "oncall", "auditor"]
+    )
+    def test_each_item_is_the_detail_json(self, request, fleet, viewer):
+        client = api_as(request.getfixturevalue(viewer))
+        listed = client.get(RELEASES, {"limit": 100})
+        assert listed.status_code == 200
+        assert listed.json()["count"] == Release.objects.count()
+        for item in listed.json()["results"]:
+            assert item == client.get(f"{RELEASES}{item['id']}/").json()
+
+    def test_transitions_follow_ownership_and_separation_of_duties(self, fleet, author, second_author, superuser):
+        def transitions(user, release):
+            items = api_as(user).get(RELEASES, {"limit": 100}).json()["results"]
+            return next(item["available_transitions"] for item in items if item["id"] == release.pk)
+
+        assert "submit" in transitions(second_author, fleet["shared"])  # a co-author submits
+        assert "approve" not in transitions(superuser, fleet["by_root"])  # never approve what you wrote
+        assert "approve" in transitions(superuser, fleet["in_review"])
+        assert transitions(author, fleet["in_review"]) == []
+
+    def test_queries_do_not_grow_with_releases_in_review(self, author, superuser, solution):
+        def count_queries() -> int:
+            client = api_as(superuser)
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(RELEASES)
+            assert response.status_code == 200
+            return len(queries.captured_queries)
+
+        for _ in range(2):
+            services.release_submit(release=make_release(author=author, solution=solution), actor=author)
+        few = count_queries()
+        for _ in range(6):
+            services.release_submit(release=make_release(author=author, solution=solution), actor=author)
+        assert count_queries() == few
 
 
 class TestTransitionsApi:
