@@ -114,7 +114,13 @@ FLEET_WINDOWS = 3  # hourly windows per (release, metric, market, arm): 6 Ã— 3 Ã
 
 
 def bulk_live_fleet(
-    count: int, *, audit_events: int = 0, failing_every: int = 0, windows: int = FLEET_WINDOWS
+    count: int,
+    *,
+    audit_events: int = 0,
+    failing_every: int = 0,
+    windows: int = FLEET_WINDOWS,
+    markets: tuple[str, ...] = FLEET_MARKETS,
+    guardrails: bool = True,
 ) -> dict[str, int]:
     """``count`` rolling-out releases (one solution each, one 100% stage, the risk-level defaults removed), six
     release guardrails each, ``windows`` hourly samples per (metric, market, arm) ending a day ago, and
@@ -146,7 +152,7 @@ def bulk_live_fleet(
             " false, interval '7 days', now() - interval '1 day', now(), now() - interval '1 day',"
             " now() - interval '1 day', now() - interval '30 hours', %s, %s, s.id"
             " FROM releases_automationsolution AS s WHERE s.key LIKE %s ORDER BY s.id",
-            [json.dumps(list(FLEET_MARKETS)), author.pk, author.pk, f"{tag}-%"],
+            [json.dumps(list(markets)), author.pk, author.pk, f"{tag}-%"],
         )
         counts["releases"] = cursor.rowcount
         fleet = "SELECT r.id FROM releases_release AS r JOIN releases_automationsolution AS s ON s.id = r.solution_id"
@@ -162,7 +168,7 @@ def bulk_live_fleet(
             f" WHERE st.release_id = r.id AND r.id IN ({fleet})",
             [f"{tag}-%"],
         )
-        for key, threshold, margin, minimum in FLEET_GUARDRAILS:
+        for key, threshold, margin, minimum in FLEET_GUARDRAILS if guardrails else ():
             cursor.execute(
                 "INSERT INTO monitoring_guardrail (name, scope, risk_level, absolute_threshold, relative_margin,"
                 " min_sample_size, evaluation_window, evaluation_interval, confidence, failure_limit,"
@@ -201,7 +207,7 @@ def bulk_live_fleet(
             " CROSS JOIN (SELECT n, date_trunc('hour', now()) - interval '26 hours' - n * interval '1 hour' AS start"
             "             FROM generate_series(1, %s) AS n) AS w"
             " WHERE m.key = ANY(%s)",
-            [failing_every, failing_every or 1, f"{tag}-%", list(FLEET_MARKETS), windows,
+            [failing_every, failing_every or 1, f"{tag}-%", list(markets), windows,
              [key for key, *_rule in FLEET_GUARDRAILS]],
         )  # fmt: skip
         counts["samples"] = cursor.rowcount
@@ -223,3 +229,13 @@ def bulk_live_fleet(
         for table in ("monitoring_metricsample", "releases_release", "monitoring_guardrail", "governance_auditevent"):
             cursor.execute(f"ANALYZE {table}")
     return counts
+
+
+def bulk_live_release_ids(count: int, markets: tuple[str, ...]) -> list[int]:
+    """``count`` rolling-out releases in ``markets`` with no guardrail and no sample (``bulk_live_fleet``): load for
+    ingestion and the API, whose samples then cost ingestion alone, not an evaluation each."""
+    from releases.models import Release
+
+    before = set(Release.objects.values_list("pk", flat=True))
+    bulk_live_fleet(count, windows=0, markets=markets, guardrails=False)
+    return sorted(set(Release.objects.values_list("pk", flat=True)) - before)

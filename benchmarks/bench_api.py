@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from _monitoring_setup import bench_database, make_live_releases
+from _monitoring_setup import bench_database, bulk_live_release_ids
 from _results import SCALE, record, scaled
 from _server import Client, gunicorn_server, make_api_user, obtain_token
 
@@ -121,7 +121,7 @@ def main() -> dict[str, Any]:
         from monitoring.models import Guardrail, MetricDefinition
 
         Guardrail.objects.filter(scope="risk_level").delete()  # posting samples measures ingestion, not evaluation
-        releases = [r.pk for r in make_live_releases(release_count, markets=MARKETS)]
+        releases = bulk_live_release_ids(release_count, MARKETS)
         metric_keys = list(MetricDefinition.objects.filter(kind="rate").order_by("key").values_list("key", flat=True))[
             :5
         ]

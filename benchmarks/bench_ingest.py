@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from _monitoring_setup import bench_database, make_live_releases
+from _monitoring_setup import bench_database, bulk_live_release_ids, make_live_releases
 from _results import SCALE, record, scaled
 from _server import Client, gunicorn_server, make_api_user, obtain_token
 from _worker import bench_queue, celery_worker
@@ -233,7 +233,7 @@ def main() -> dict[str, Any]:
         Guardrail.objects.filter(scope="risk_level").delete()
         metrics = list(MetricDefinition.objects.filter(kind="rate").order_by("key")[:5])
         metric_keys, metric_ids = [m.key for m in metrics], {m.key: m.pk for m in metrics}
-        releases = [r.pk for r in make_live_releases(release_count, markets=MARKETS)]
+        releases = bulk_live_release_ids(release_count, MARKETS)
         start = (timezone.now() - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
         bodies = [orjson.dumps(b) for b in batches(sample_rows(releases, metric_keys, range(WINDOWS), start))]
         total = len(releases) * len(metric_keys) * len(MARKETS) * WINDOWS
