@@ -232,8 +232,11 @@ class RolePermissionBackend(ModelBackend):
             if user_obj.is_superuser:
                 permissions = Permission.objects.values_list(*names)
             else:
-                permissions = Permission.objects.filter(user=user_obj).values_list(*names)
-                permissions = permissions.union(Permission.objects.filter(group__user=user_obj).values_list(*names))
+                # ``order_by()``: Permission's default ordering is not allowed inside a UNION on SQLite.
+                permissions = Permission.objects.filter(user=user_obj).order_by().values_list(*names)
+                permissions = permissions.union(
+                    Permission.objects.filter(group__user=user_obj).order_by().values_list(*names)
+                )
             user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in permissions}
         return user_obj._perm_cache  # type: ignore[no-any-return]
 
