@@ -100,7 +100,9 @@ def tell(*, program_manager: Any, stories: Sequence[tuple[Release, Sequence[str]
     for row in rows:
         by_end.setdefault(row["window_end"], []).append(row)
     for window_end in sorted(by_end):
-        arrived = datetime.fromisoformat(window_end) + timedelta(minutes=1)
+        # Never later than now: in the first minute of an hour the last window would otherwise "arrive" in the
+        # future, and a real sample sent right after the seed would look older than the story's.
+        arrived = min(datetime.fromisoformat(window_end) + timedelta(minutes=1), now)
         metric_samples_ingest(rows=by_end[window_end], enqueue=False, now=arrived)
         if arrived >= now - timedelta(hours=HOURS_OF_LOOKS):
             guardrails_evaluate(release_ids=release_ids, now=arrived)
