@@ -43,7 +43,8 @@ def _rate(rng: random.Random, n: int, p: float) -> int:
 
 
 def sample_rows(release: Release, markets: Sequence[str], traffic: Traffic, *, now: datetime) -> list[dict[str, Any]]:
-    rng = random.Random(release.pk)  # the same story on every run
+    # Seeded by the title, not the id: ids depend on what the database held before, and the story must not.
+    rng = random.Random(release.title)
     last = now.replace(minute=0, second=0, microsecond=0)
     rows: list[dict[str, Any]] = []
     for hours_ago in range(HOURS_OF_SAMPLES, 0, -1):
