@@ -158,18 +158,14 @@ class GuardrailAdmin(GovernedModelAdmin):
         copy_saved_state(obj, saved)
 
 
-class ActiveMarketFilter(admin.SimpleListFilter):
-    """By default only the looks at markets where the release serves traffic now (its stage's markets while
-    rolling out): a US-only canary's DE and FR looks are all 'insufficient data' and say nothing."""
+class DefaultedListFilter(admin.SimpleListFilter):
+    """A filter that is on by default: no parameter means ``default``, and the admin's "All" link is replaced by
+    the filter's own choices (one of which shows everything)."""
 
-    title = "markets"
-    parameter_name = "markets"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("active", "Active in the release's stage"), ("all", "All markets")]
+    default: str
 
     def value(self) -> str:
-        return super().value() or "active"
+        return super().value() or self.default
 
     def choices(self, changelist: Any) -> Any:
         for lookup, title in self.lookup_choices:
@@ -178,6 +174,18 @@ class ActiveMarketFilter(admin.SimpleListFilter):
                 "query_string": changelist.get_query_string({self.parameter_name: lookup}),
                 "display": title,
             }
+
+
+class ActiveMarketFilter(DefaultedListFilter):
+    """By default only the looks at markets where the release serves traffic now (its stage's markets while
+    rolling out): a US-only canary's DE and FR looks are all 'insufficient data' and say nothing."""
+
+    title = "markets"
+    parameter_name = "markets"
+    default = "active"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active in the release's stage"), ("all", "All markets")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Evaluation]) -> QuerySet[Evaluation]:
         if self.value() != "active":
@@ -253,25 +261,15 @@ class UnacknowledgedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class OpenFilter(admin.SimpleListFilter):
+class OpenFilter(DefaultedListFilter):
     """Open incidents unless asked for all: what on-call works on is the default view."""
 
     title = "state"
     parameter_name = "state"
+    default = "open"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [("open", "Open"), ("resolved", "Resolved"), ("all", "All")]
-
-    def value(self) -> str:
-        return super().value() or "open"
-
-    def choices(self, changelist: Any) -> Any:
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": self.value() == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Incident]) -> QuerySet[Incident]:
         if self.value() == "open":
