@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.actors import request_actor
+from core.api.pagination import CappedLimitOffsetPagination
 from core.errors import DomainValidationError
 from releases import services
 from releases.choices import ReleaseStatus
@@ -19,7 +20,7 @@ from releases.models import AutomationSolution, Release
 from releases.selectors import release_list
 from releases.state_machine import TRANSITIONS
 
-from .listing import release_columns, render_releases
+from .listing import release_rows, render_releases
 from .serializers import (
     OverridableTransitionInputSerializer,
     PromoteInputSerializer,
@@ -125,8 +126,12 @@ class ReleaseViewSet(
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # The same JSON per release as the detail, rendered from plain rows (``releases.api.listing``). A comment,
         # not a docstring: drf-spectacular would publish a docstring as the operation's description.
-        releases = self.filter_queryset(Release.objects.order_by("-created_at")).values(*release_columns())
-        page = self.paginate_queryset(releases)
+        releases = release_rows(self.filter_queryset(Release.objects.order_by("-created_at")))
+        # The page and the count of all releases in one statement (``paginate_counted``).
+        if isinstance(self.paginator, CappedLimitOffsetPagination):
+            page = self.paginator.paginate_counted(releases, request)
+        else:
+            page = self.paginate_queryset(releases)
         if page is None:
             return Response(render_releases(list(releases), user=request.user))
         return self.get_paginated_response(render_releases(page, user=request.user))

@@ -6,12 +6,13 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
+from core.roles import AUTHORS
 from releases import services
 from releases.choices import ReleaseStatus as S
 from releases.models import AutomationSolution, Release
 from tests.concurrency import run_at_once
 from tests.conftest import api_as
-from tests.factories import advance_release, make_release
+from tests.factories import UserFactory, advance_release, make_release
 
 pytestmark = pytest.mark.django_db
 
@@ -188,6 +189,67 @@ class TestReleaseListRendering:
         assert "approve" not in transitions(superuser, fleet["by_root"])  # never approve what you wrote
         assert "approve" in transitions(superuser, fleet["in_review"])
         assert transitions(author, fleet["in_review"]) == []
+
+    def test_values_the_fields_would_change_are_rendered_by_the_fields(self, author, solution):
+        # The list passes lists of strings and dicts with string keys through unchanged; anything else (here a
+        # number in ``tools``, written past the serializer) must still come out as ListField(CharField) writes it.
+        release = make_release(author=author, solution=solution)
+        Release.objects.filter(pk=release.pk).update(tools=["lookup", 7], model_parameters={"top_p": None, "n": [1]})
+        client = api_as(author)
+        (item,) = client.get(RELEASES).json()["results"]
+        assert item["tools"] == ["lookup", "7"]
+        assert item == client.get(f"{RELEASES}{release.pk}/").json()
+
+    def test_each_release_lists_its_own_co_authors(self, author, second_author, solution):
+        third = UserFactory(username="cy.author", groups=[AUTHORS])
+        shared = make_release(author=author, solution=solution)
+        services.release_reassign(release=shared, actor=author, co_authors=[third, second_author])
+        alone = make_release(author=author, solution=solution)
+        client = api_as(author)
+        items = {item["id"]: item for item in client.get(RELEASES).json()["results"]}
+        assert sorted(items[shared.pk]["co_authors"]) == sorted([second_author.pk, third.pk])
+        assert items[alone.pk]["co_authors"] == []
+        for release in (shared, alone):
+            assert items[release.pk] == client.get(f"{RELEASES}{release.pk}/").json()
+
+    def test_page_and_count_are_one_statement(self, author, program_manager, solution):
+        for _ in range(3):
+            make_release(author=author, solution=solution)
+        client = api_as(program_manager)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(RELEASES, {"limit": 2})
+        assert response.json()["count"] == 3 and len(response.json()["results"]) == 2
+        statements = [query["sql"] for query in queries.captured_queries]
+        assert not [sql for sql in statements if sql.startswith("SELECT COUNT(*)")], statements
+        # The co-author ids come with the releases, not from a read of the link table of their own.
+        assert not [sql for sql in statements if sql.startswith('SELECT "releases_release_co_authors"')], statements
+
+    @pytest.mark.parametrize(
+        ("params", "count", "shown"),
+        [
+            ({"limit": 2, "offset": 2}, 3, 1),
+            ({"limit": 2, "offset": 3}, 3, 0),  # past the end: no row carries the count
+            ({"limit": 2, "offset": 50}, 3, 0),
+            ({"status": "draft", "limit": 1}, 2, 1),  # a MultipleChoiceFilter makes the queryset DISTINCT
+            ({"status": "in_review"}, 1, 1),
+            ({"is_emergency": "true"}, 0, 0),
+        ],
+    )
+    def test_count_and_page_with_offsets_and_filters(self, author, program_manager, solution, params, count, shown):
+        for _ in range(2):
+            make_release(author=author, solution=solution)
+        services.release_submit(release=make_release(author=author, solution=solution), actor=author)
+        body = api_as(program_manager).get(RELEASES, params).json()
+        assert (body["count"], len(body["results"])) == (count, shown)
+
+    def test_ordering_parameter_still_orders_the_page(self, author, program_manager, solution):
+        first, second = (make_release(author=author, solution=solution, title=t) for t in ("first", "second"))
+        client = api_as(program_manager)
+        assert [r["id"] for r in client.get(RELEASES, {"ordering": "created_at"}).json()["results"]] == [
+            first.pk,
+            second.pk,
+        ]
+        assert [r["id"] for r in client.get(RELEASES).json()["results"]] == [second.pk, first.pk]
 
     def test_queries_do_not_grow_with_releases_in_review(self, author, superuser, solution):
         def count_queries() -> int:
