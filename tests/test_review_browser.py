@@ -54,6 +54,19 @@ def _wait_for(browser: Any, css: str) -> Any:
     return WebDriverWait(browser, 8).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def _submit_and_wait_for(browser: Any, button: Any, css: str) -> Any:
+    """Click a form's button and wait for ``css`` on the page it leads to: the page being left may show the same
+    element (an earlier message), so first wait for that page to go."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    leaving = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(browser, 8).until(expected_conditions.staleness_of(leaving))
+    return _wait_for(browser, css)
+
+
 def _wait_until_drawn(browser: Any) -> None:
     """Chromium's PDF viewer draws the page inside its own frame, out of the page's DOM: wait until two captures
     in a row are the same and hold more than an empty grey viewer."""
@@ -116,8 +129,7 @@ def test_a_reviewer_reads_the_diff_signs_the_checklist_and_approves(browser, liv
         evidence = form.find_element(By.NAME, "evidence_url")
         evidence.send_keys("https://wiki.example.com/qa/refunds-v2")
         form.find_element(By.NAME, "note").send_keys("Read the diff; the new rule matches the SOP.")
-        form.find_element(By.CSS_SELECTOR, "button[value=sign]").click()
-        _wait_for(browser, ".messagelist")
+        _submit_and_wait_for(browser, form.find_element(By.CSS_SELECTOR, "button[value=sign]"), ".messagelist")
         # Back at the checklist, not at the top of the page.
         assert "#checklist-" in browser.current_url
     progress = browser.find_element(By.ID, "gate-progress").text
@@ -131,8 +143,9 @@ def test_a_reviewer_reads_the_diff_signs_the_checklist_and_approves(browser, liv
 
     form = browser.find_element(By.ID, "approval-form")
     form.find_element(By.NAME, "comment").send_keys("The refund rule is right.")
-    form.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
-    message = _wait_for(browser, ".messagelist").text
+    message = _submit_and_wait_for(
+        browser, form.find_element(By.CSS_SELECTOR, "button[value=approve]"), ".messagelist"
+    ).text
     assert "the release is approved" in message
     in_review.refresh_from_db()
     assert in_review.status == ReleaseStatus.APPROVED
