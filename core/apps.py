@@ -7,3 +7,6 @@ class CoreConfig(AppConfig):
 
     name = "core"
     verbose_name = "Audit"
+
+    def ready(self) -> None:
+        from . import lookups  # noqa: F401 (registers ``__any`` on every field)

@@ -47,6 +47,11 @@ def next_counters(previous: Counters, outcome: str, *, failure_limit: int, succe
     )
 
 
+def tuning_n_for(min_sample_size: int) -> int:
+    """The n a guardrail's confidence sequence is tightest around: where decisions are usually taken."""
+    return max(2 * min_sample_size, 200)
+
+
 TURN = "turn"
 CONVERSATION = "conversation"
 
@@ -64,7 +69,7 @@ VARIANCE_DESIGN_EFFECT = "design_effect"
 VARIANCE_NONE = "none"  # gauges: each window compared with the bound, no statistics
 
 
-@dataclass
+@dataclass(slots=True)
 class Totals:
     """What a cohort adds up to: counts for a rate, the latest window's value for a gauge, how many windows, and
     the per-unit sums (units k, Σx, Σy, Σx², Σy², Σxy) when every window carried them."""

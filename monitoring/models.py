@@ -41,6 +41,7 @@ from .choices import (
     UnitOfAnalysis,
     VarianceMethod,
 )
+from .judging import tuning_n_for
 
 
 class MetricDefinition(models.Model):
@@ -306,8 +307,7 @@ class Guardrail(models.Model):
 
     @property
     def tuning_n(self) -> int:
-        """The confidence sequence is tightest around this n: where decisions are usually taken."""
-        return max(2 * self.min_sample_size, 200)
+        return tuning_n_for(self.min_sample_size)
 
 
 class Evaluation(models.Model):
@@ -315,8 +315,12 @@ class Evaluation(models.Model):
     the phase start) as it was when ``samples`` matured samples had arrived, the latest at ``data_through``.
     ``window_end`` is the end of the latest window in the cohort. The same data is never looked at twice."""
 
-    guardrail = models.ForeignKey(Guardrail, on_delete=models.PROTECT, related_name="evaluations")
-    release = models.ForeignKey("releases.Release", on_delete=models.PROTECT, related_name="evaluations")
+    # No index of their own: each is the first column of a composite index below, and a cycle writes ~180,000
+    # evaluations at a time, every index paid for on each row.
+    guardrail = models.ForeignKey(Guardrail, on_delete=models.PROTECT, related_name="evaluations", db_index=False)
+    release = models.ForeignKey(
+        "releases.Release", on_delete=models.PROTECT, related_name="evaluations", db_index=False
+    )
     market = models.CharField(max_length=16)
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
@@ -366,6 +370,19 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guardrail_id}/{self.release_id}/{self.market} @ {self.window_end:%Y-%m-%d %H:%M}: {self.outcome}"
+
+
+class EvaluationLock(models.Model):
+    """One row per release whose looks have been taken: evaluations of a release serialize on this row's lock.
+
+    A row lock, unlike an advisory lock, takes no slot in PostgreSQL's shared lock table (64 × max_connections
+    for the whole server), so one transaction can hold the locks of every live release, however large the fleet,
+    and a cycle costs the same handful of statements at 1,000 releases as at 10,000."""
+
+    release = models.OneToOneField("releases.Release", on_delete=models.CASCADE, primary_key=True, related_name="+")
+
+    def __str__(self) -> str:
+        return f"evaluation lock of release {self.release_id}"
 
 
 class IncidentQuerySet(models.QuerySet["Incident"]):

@@ -13,6 +13,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -322,6 +323,8 @@ def srm_log_bayes_factor(
     return marginal - null
 
 
+# Every guardrail of a release and market checks the same split at each look: computed once.
+@functools.lru_cache(maxsize=65536)
 def sample_ratio_mismatch(treatment: int, control: int, *, treatment_share: float, alpha: float = SRM_ALPHA) -> bool:
     """True when the observed units contradict the planned split at level α (valid at every look)."""
     return srm_log_bayes_factor(treatment, control, treatment_share=treatment_share) > math.log(1 / alpha)

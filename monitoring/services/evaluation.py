@@ -6,20 +6,23 @@ release's current phase began (stage or verification; METRICS.md). A look is ide
 counter; ingestion enqueues a look at the releases it touched and it runs at once, and the periodic cycle only
 catches up (a missed enqueue, a window that matured).
 
-One batch costs a handful of queries whatever its size: lock, releases, guardrails, the cohort aggregate (one
-more for gauges), baselines (two), the looks already taken, previous counters, one insert, open incidents.
+A cycle costs the same handful of statements for 10 releases as for 10,000: releases, guardrails and their metrics,
+one cohort aggregate (gauges' latest values included), previous verified releases and their baselines, then the
+locks, the phases re-checked, the looks already taken, the previous counters and one COPY of the evaluations.
 Incidents are then opened or resolved only for the keys whose state changed, and release actions (pause /
-rollback) run after the batch commits, each in its own transaction through the release services.
+rollback) run after the cycle commits, each in its own transaction through the release services.
 
-Idempotence: the batch takes a PostgreSQL advisory lock per release (sorted, so two batches cannot deadlock) and
-skips every look already taken; the unique constraint on the look's identity is the backstop.
+Idempotence: the cycle locks each release's ``EvaluationLock`` row (sorted, so two cycles cannot deadlock; row
+locks, so no fleet is too large for one transaction) and skips every look already taken; the unique constraint on
+the look's identity is the backstop.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +33,7 @@ from django.db.backends.utils import CursorDebugWrapper
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.memory import cyclic_gc_paused
 from releases import services as release_services
 from releases.choices import ReleaseStatus
 from releases.models import Release
@@ -39,17 +43,14 @@ from .. import selectors
 from .. import statistics as st
 from ..choices import Arm, BaselineSource, GuardrailAction, IncidentEventKind, Outcome
 from ..judging import GAUGE, Counters, Judgement, Rule, Totals, judge_safely, next_counters, split_units
-from ..models import Evaluation, Guardrail, Incident, incident_dedup_key
+from ..models import Evaluation, EvaluationLock, Guardrail, Incident, incident_dedup_key
+from ..selectors import GuardrailSpec
 from .incidents import incident_event_add, incident_open_data_quality, incident_resolve, incident_trigger
 
 logger = logging.getLogger(__name__)
 
 # Releases per Celery task when the beat fans a cycle out (monitoring/tasks.py).
 BATCH_SIZE = 200
-# Releases per transaction inside one call: each holds one advisory lock per release until it commits, and
-# PostgreSQL's shared lock table holds max_locks_per_transaction × max_connections (6,400 by default) for the
-# whole server, so a cycle over 10,000 releases cannot lock them all in one transaction.
-CYCLE_BATCH_SIZE = 1000
 
 
 @dataclass
@@ -91,34 +92,26 @@ class CycleResult:
             self.outcomes[outcome] += count
 
 
-def guardrails_evaluate(
-    *, release_ids: Iterable[int] | None = None, now: datetime | None = None, batch_size: int = CYCLE_BATCH_SIZE
-) -> CycleResult:
+def guardrails_evaluate(*, release_ids: Iterable[int] | None = None, now: datetime | None = None) -> CycleResult:
     """One evaluation cycle over the live releases (all of them, or ``release_ids``).
 
-    What the looks rest on is read once for the whole cycle, without locks: releases, guardrails, one cohort
-    aggregate over every release, the previous verified releases and their baselines. Then batch by batch (sorted
-    release ids), each in its own transaction under its releases' advisory locks: the phases re-checked, the looks
-    already taken and the counters (they must be read under the lock), the evaluations written in one statement,
-    incidents for the keys whose state changed.
+    What the looks rest on is read once, without locks: releases, guardrails, one cohort aggregate over every
+    release, the previous verified releases and their baselines. Then, in one transaction under the releases'
+    locks (``EvaluationLock`` rows, sorted): the phases re-checked, the looks already taken and the counters (they
+    must be read under the lock), the evaluations streamed into one statement, incidents for the keys whose state
+    changed. The same statements for 10 releases as for 10,000.
     """
     now = now or timezone.now()
-    ids = selectors.live_release_ids(release_ids=release_ids)
-    total = CycleResult()
-    if not ids:
-        return total
-    snapshot = _read_snapshot(ids, now)
-    for start in range(0, len(ids), batch_size):
-        total.add(_evaluate_and_act(release_ids=ids[start : start + batch_size], now=now, snapshot=snapshot))
-    return total
+    with cyclic_gc_paused():
+        snapshot = _read_snapshot(release_ids, now)
+        if not snapshot.releases:
+            return CycleResult()
+        return _evaluate_and_act(release_ids=list(snapshot.releases), now=now, snapshot=snapshot)
 
 
 def guardrails_evaluate_batch(*, release_ids: Sequence[int], now: datetime) -> CycleResult:
-    """One batch on its own (its reads included): what an ingestion-triggered look runs."""
-    ids = selectors.live_release_ids(release_ids=release_ids)
-    if not ids:
-        return CycleResult()
-    return _evaluate_and_act(release_ids=ids, now=now, snapshot=_read_snapshot(ids, now))
+    """The releases an ingestion touched, looked at at once: the same cycle, on those releases only."""
+    return guardrails_evaluate(release_ids=release_ids, now=now)
 
 
 def _evaluate_and_act(*, release_ids: Sequence[int], now: datetime, snapshot: _Snapshot) -> CycleResult:
@@ -129,12 +122,17 @@ def _evaluate_and_act(*, release_ids: Sequence[int], now: datetime, snapshot: _S
 
 
 def _lock_releases(release_ids: Sequence[int]) -> None:
+    """Lock the releases' ``EvaluationLock`` rows, in id order so two batches cannot deadlock, creating the ones
+    missing. One upsert: it waits for a row another batch holds — or has just inserted and not yet committed, which
+    a ``SELECT … FOR UPDATE`` would not see — and holds every row until this transaction ends."""
     if connection.vendor != "postgresql" or not release_ids:
         return  # SQLite serializes writers itself
+    table = connection.ops.quote_name(EvaluationLock._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('rollgate.monitoring.evaluate:' || ids.id::text, 0)) "
-            "FROM (SELECT unnest(%s::bigint[]) AS id ORDER BY 1) AS ids",
+            # The table name is the model's own, quoted; the ids are a parameter.
+            f"INSERT INTO {table} (release_id) SELECT id FROM unnest(%s::bigint[]) AS ids(id) ORDER BY id "  # noqa: S608
+            "ON CONFLICT (release_id) DO UPDATE SET release_id = EXCLUDED.release_id",
             [sorted(release_ids)],
         )
 
@@ -142,12 +140,16 @@ def _lock_releases(release_ids: Sequence[int]) -> None:
 # --- The batch, step by step ----------------------------------------------------------------------------------
 
 Key = tuple[int, int, str]  # (guardrail, release, market)
+_NO_COUNTERS = Counters()
+# The arms as the plain strings the cohort keys hold: an enum member hashes in Python, ~20 times per look.
+_TREATMENT, _CONTROL = Arm.TREATMENT.value, Arm.CONTROL.value
+_ARMS = (_TREATMENT, _CONTROL)
 CohortKey = tuple[int, int, str, str]  # (release, metric, market, arm)
 
 
 @dataclass
 class _Look:
-    guardrail: Guardrail
+    guardrail: GuardrailSpec
     release: Release
     market: str
     phase_start: datetime
@@ -179,17 +181,20 @@ class _Snapshot:
     """What a cycle reads once, before taking any lock: the releases as they were, their guardrails, cohorts."""
 
     releases: dict[int, Release]
-    by_release: dict[int, list[Guardrail]]
+    by_release: dict[int, list[GuardrailSpec]]
     cohorts: _Cohorts
 
 
-def _read_snapshot(release_ids: Sequence[int], now: datetime) -> _Snapshot:
+def _read_snapshot(release_ids: Iterable[int] | None, now: datetime) -> _Snapshot:
+    """The live releases among ``release_ids`` (all when None), in id order, and what their looks rest on."""
     releases = list(selectors.live_releases(release_ids))
-    by_release = selectors.effective_guardrails(releases)
+    if not releases:
+        return _Snapshot({}, {}, _Cohorts({}, {}, {}, {}))
+    by_release = selectors.guardrail_specs(releases)
     return _Snapshot({r.pk: r for r in releases}, by_release, _read_cohorts(releases, by_release, now))
 
 
-def _read_cohorts(releases: Sequence[Release], by_release: dict[int, list[Guardrail]], now: datetime) -> _Cohorts:
+def _read_cohorts(releases: Sequence[Release], by_release: dict[int, list[GuardrailSpec]], now: datetime) -> _Cohorts:
     metrics = {g.metric_id: g.metric for guardrails in by_release.values() for g in guardrails}
     if not metrics:
         return _Cohorts({}, {}, {}, {})
@@ -219,53 +224,57 @@ def _read_cohorts(releases: Sequence[Release], by_release: dict[int, list[Guardr
     return _Cohorts(totals, previous_release, baseline_totals, unreadable)
 
 
-def _looks_to_take(releases: Sequence[Release], by_release: dict[int, list[Guardrail]], cohorts: _Cohorts) -> _Looks:
+def _looks_to_take(
+    releases: Sequence[Release], by_release: dict[int, list[GuardrailSpec]], cohorts: _Cohorts
+) -> _Looks:
     """Every (guardrail, release, market) whose cohort holds data not looked at yet."""
     candidates: list[_Look] = []
     sequences: dict[int, int] = {}
+    totals = cohorts.totals
     for release in releases:
+        release_id = release.id
         start = selectors.phase_start(release)
         markets = release.markets or []
-        guardrails = by_release[release.pk]
-        sequences[release.pk] = max(1, sum(1 for g in guardrails if g.bonferroni and not g.dry_run) * len(markets))
+        guardrails = by_release[release_id]
+        sequences[release_id] = max(1, sum(1 for g in guardrails if g.bonferroni and not g.dry_run) * len(markets))
         if start is None:
             continue
         for guardrail in guardrails:
+            metric_id = guardrail.metric_id
             for market in markets:
-                arms = [
-                    cohorts.totals.get((release.pk, guardrail.metric_id, market, arm))
-                    for arm in (Arm.TREATMENT, Arm.CONTROL)
-                ]
-                seen = [t for t in arms if t is not None]
-                candidates.append(
-                    _Look(
-                        guardrail=guardrail,
-                        release=release,
-                        market=market,
-                        phase_start=start,
-                        samples=sum(t.windows for t in seen),
-                        data_through=max((t.last_received for t in seen if t.last_received), default=start),
-                        last_window_end=max((t.last_window_end for t in seen if t.last_window_end), default=start),
-                    )
-                )
+                # Both arms' windows, the later of their latest receipts and window ends (the phase start when
+                # neither arm has any): written out, since this runs once per look of the fleet.
+                samples, data_through, last_window_end = 0, start, start
+                for arm in _ARMS:
+                    arm_totals = totals.get((release_id, metric_id, market, arm))
+                    if arm_totals is None:
+                        continue
+                    samples += arm_totals.windows
+                    if arm_totals.last_received and (data_through is start or arm_totals.last_received > data_through):
+                        data_through = arm_totals.last_received
+                    if arm_totals.last_window_end and (
+                        last_window_end is start or arm_totals.last_window_end > last_window_end
+                    ):
+                        last_window_end = arm_totals.last_window_end
+                candidates.append(_Look(guardrail, release, market, start, samples, data_through, last_window_end))
     if not candidates:
         return _Looks([], 0, sequences)
     existing = selectors.evaluated_looks(
-        release_ids=[r.pk for r in releases],
-        guardrail_ids=list({look.guardrail.pk for look in candidates}),
+        release_ids=[r.id for r in releases],
+        guardrail_ids=list({look.guardrail.id for look in candidates}),
         phase_starts={look.phase_start for look in candidates},
         data_throughs={look.data_through for look in candidates},
     )
     pending = [
         look
         for look in candidates
-        if (look.guardrail.pk, look.release.pk, look.market, look.phase_start, look.samples, look.data_through)
+        if (look.guardrail.id, look.release.id, look.market, look.phase_start, look.samples, look.data_through)
         not in existing
     ]
     return _Looks(pending, len(candidates) - len(pending), sequences)
 
 
-def planned_treatment_share(guardrail: Guardrail, release: Release) -> float:
+def planned_treatment_share(guardrail: Guardrail | GuardrailSpec, release: Release) -> float:
     """The split the SRM test checks: the guardrail's declared share, else the stage's traffic percent while it
     is below 100%, else an even split (a holdout as large as the treatment)."""
     if guardrail.planned_treatment_share is not None:
@@ -286,9 +295,9 @@ def release_splits(
     wanted = {r.pk for r in releases}
     best: dict[tuple[int, str], tuple[int, int]] = {}
     for (release_id, metric_id, market, arm), treatment in cohorts.totals.items():
-        if arm != Arm.TREATMENT or release_id not in wanted or metric_id not in metrics:
+        if arm != _TREATMENT or release_id not in wanted or metric_id not in metrics:
             continue
-        control = cohorts.totals.get((release_id, metric_id, market, Arm.CONTROL))
+        control = cohorts.totals.get((release_id, metric_id, market, _CONTROL))
         metric = metrics[metric_id]
         if control is None or metric.kind == GAUGE:
             continue
@@ -299,7 +308,7 @@ def release_splits(
 
 
 def rule_for(
-    guardrail: Guardrail,
+    guardrail: Guardrail | GuardrailSpec,
     *,
     sequences: int = 1,
     first_release: bool = True,
@@ -322,15 +331,15 @@ def rule_for(
     )
 
 
-def per_sequence_confidence(guardrail: Guardrail, sequences: int) -> float:
+def per_sequence_confidence(guardrail: Guardrail | GuardrailSpec, sequences: int) -> float:
     """Bonferroni across the release's K sequences unless the guardrail opts out (then its own α)."""
     return st.bonferroni_confidence(guardrail.confidence, sequences) if guardrail.bonferroni else guardrail.confidence
 
 
 def _baseline_for(cohorts: _Cohorts, look: _Look) -> tuple[Totals | None, str]:
     """The concurrent control arm of the same cohort, else the previous verified release, else none."""
-    release, metric_id, market = look.release.pk, look.guardrail.metric_id, look.market
-    control = cohorts.totals.get((release, metric_id, market, Arm.CONTROL))
+    release, metric_id, market = look.release.id, look.guardrail.metric_id, look.market
+    control = cohorts.totals.get((release, metric_id, market, _CONTROL))
     if control is not None and control.denominator > 0:
         return control, BaselineSource.CONTROL
     if release in cohorts.previous_release:
@@ -344,55 +353,57 @@ class _Row:
     """One evaluation to write, as column values (no model instance: a cycle writes ~180,000 of them)."""
 
     values: dict[str, Any]
-    guardrail: Guardrail
+    guardrail: GuardrailSpec
     release: Release
 
 
-def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counters], now: datetime) -> list[_Row]:
-    """One evaluation per pending look: judged (each cohort on its own, so one release's bad data is its own
-    ``error``), with the counters carried over from the previous look."""
-    rows: list[_Row] = []
+def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counters], now: datetime) -> Iterator[_Row]:
+    """One evaluation per pending look, as it is judged (each cohort on its own, so one release's bad data is its
+    own ``error``), with the counters carried over from the previous look. A generator: a cycle over the fleet
+    streams ~180,000 of them into one COPY and never holds them all."""
     metrics = {look.guardrail.metric_id: look.guardrail.metric for look in looks.pending}
     splits = release_splits(cohorts, list({look.release.pk: look.release for look in looks.pending}.values()), metrics)
     # One rule per (guardrail, release, split): the markets of a release mostly share their split's absence.
     rules: dict[tuple[int, int, tuple[int, int] | None], Rule] = {}
+    totals, unreadable, empty = cohorts.totals, cohorts.unreadable, Totals()
     for look in looks.pending:
         guardrail, release, market = look.guardrail, look.release, look.market
+        guardrail_id, release_id = guardrail.id, release.id
         baseline_source: str = BaselineSource.NONE
-        split = splits.get((release.pk, market))
-        rule = rules.get((guardrail.pk, release.pk, split))
+        split = splits.get((release_id, market))
+        rule = rules.get((guardrail_id, release_id, split))
         if rule is None:
-            rule = rules[(guardrail.pk, release.pk, split)] = rule_for(
+            rule = rules[(guardrail_id, release_id, split)] = rule_for(
                 guardrail,
-                sequences=looks.sequences[release.pk],
-                first_release=release.pk not in cohorts.previous_release,
+                sequences=looks.sequences[release_id],
+                first_release=release_id not in cohorts.previous_release,
                 share=planned_treatment_share(guardrail, release),
                 split=split,
             )
-        if release.pk in cohorts.unreadable:
-            judgement = Judgement(outcome=Outcome.ERROR, detail=cohorts.unreadable[release.pk])
+        if release_id in unreadable:
+            judgement = Judgement(outcome=Outcome.ERROR, detail=unreadable[release_id])
         else:
-            treatment = cohorts.totals.get((release.pk, guardrail.metric_id, market, Arm.TREATMENT), Totals())
+            treatment = totals.get((release_id, guardrail.metric_id, market, _TREATMENT), empty)
             baseline, baseline_source = _baseline_for(cohorts, look)
             judgement = judge_safely(
                 rule, treatment, baseline, baseline_is_control=baseline_source == BaselineSource.CONTROL
             )
         counters = next_counters(
-            previous_state.get((guardrail.pk, release.pk, market), Counters()),
+            previous_state.get((guardrail_id, release_id, market), _NO_COUNTERS),
             judgement.outcome,
             failure_limit=guardrail.failure_limit,
             success_limit=guardrail.consecutive_success_limit,
         )
         values = {
-            "guardrail_id": guardrail.pk,
-            "release_id": release.pk,
+            "guardrail_id": guardrail_id,
+            "release_id": release_id,
             "market": market,
             "window_start": look.phase_start,
             "window_end": look.last_window_end,
             "samples": look.samples,
             "data_through": look.data_through,
             "confidence": rule.confidence,
-            "sequences": looks.sequences[release.pk] if guardrail.bonferroni else 1,
+            "sequences": looks.sequences[release_id] if guardrail.bonferroni else 1,
             "dry_run": guardrail.dry_run,
             "evaluated_at": now,
             "baseline_source": baseline_source,
@@ -413,8 +424,7 @@ def _evaluate(looks: _Looks, cohorts: _Cohorts, previous_state: dict[Key, Counte
             "consecutive_passes": counters.consecutive_passes,
             "breached": counters.breached,
         }
-        rows.append(_Row(values, guardrail, release))
-    return rows
+        yield _Row(values, guardrail, release)
 
 
 def _needs_incident_work(values: dict[str, Any], previous_state: dict[Key, Counters]) -> bool:
@@ -428,52 +438,63 @@ def _needs_incident_work(values: dict[str, Any], previous_state: dict[Key, Count
     return values["outcome"] == Outcome.PASS and not values["breached"] and previous_state.get(key, Counters()).breached
 
 
-def _record(rows: list[_Row], previous_state: dict[Key, Counters], result: CycleResult) -> list[Evaluation]:
-    """Write every row; return, as saved instances, the few the incident steps need. The rest go in one
-    ``INSERT … SELECT FROM unnest(arrays)`` on PostgreSQL: no model instance, one statement whatever the count."""
+def _record(rows: Iterable[_Row], previous_state: dict[Key, Counters], result: CycleResult) -> list[Evaluation]:
+    """Write every row; return, as saved instances, the few the incident steps need. The rest are streamed into
+    one COPY on PostgreSQL: no model instance, one statement whatever the count."""
     actionable: list[Evaluation] = []
-    plain: list[dict[str, Any]] = []
-    for row in rows:
-        values = row.values
-        result.outcomes[values["outcome"]] += 1
-        if values["outcome"] == Outcome.ERROR:
-            result.errors += 1
-            # An operational alert, not a failure of the release.
-            logger.error(
-                "Guardrail %s on release %s/%s could not be evaluated: %s",
-                values["guardrail_id"],
-                values["release_id"],
-                values["market"],
-                values["detail"],
-            )
-        if _needs_incident_work(values, previous_state):
-            evaluation = Evaluation(**values)
-            evaluation.guardrail, evaluation.release = row.guardrail, row.release
-            actionable.append(evaluation)
-        else:
-            plain.append(values)
-    result.evaluations = len(rows)
+
+    def plain_rows() -> Iterator[dict[str, Any]]:
+        for row in rows:
+            values = row.values
+            result.evaluations += 1
+            result.outcomes[values["outcome"]] += 1
+            if values["outcome"] == Outcome.ERROR:
+                result.errors += 1
+                # An operational alert, not a failure of the release.
+                logger.error(
+                    "Guardrail %s on release %s/%s could not be evaluated: %s",
+                    values["guardrail_id"],
+                    values["release_id"],
+                    values["market"],
+                    values["detail"],
+                )
+            if _needs_incident_work(values, previous_state):
+                evaluation = Evaluation(**values)
+                evaluation.release = row.release
+                actionable.append(evaluation)
+            else:
+                yield values
+
+    _insert_evaluations(plain_rows())
     if actionable:
+        # The incident steps need the guardrails as models (an incident points at one): these few, in one query.
+        guardrails = Guardrail.objects.select_related("metric").in_bulk({e.guardrail_id for e in actionable})
+        for evaluation in actionable:
+            evaluation.guardrail = guardrails[evaluation.guardrail_id]
         Evaluation.objects.bulk_create(actionable)
-    if plain:
-        _insert_evaluations(plain)
     return actionable
 
 
-def _insert_evaluations(rows: list[dict[str, Any]]) -> None:
+def _insert_evaluations(rows: Iterator[dict[str, Any]]) -> None:
     """COPY on PostgreSQL (one statement, rows streamed without SQL literals or model instances; it is logged
-    as a query like any other, so the query-count guards see it); bulk_create elsewhere."""
+    as a query like any other, so the query-count guards see it); bulk_create elsewhere. No statement when there
+    is no row."""
     if connection.vendor != "postgresql":
         Evaluation.objects.bulk_create([Evaluation(**values) for values in rows])
+        return
+    first = next(rows, None)
+    if first is None:
         return
     columns = [str(f.column) for f in Evaluation._meta.concrete_fields if not f.primary_key]
     table = connection.ops.quote_name(Evaluation._meta.db_table)
     sql = f"COPY {table} ({', '.join(connection.ops.quote_name(c) for c in columns)}) FROM STDIN"
+    in_column_order = operator.itemgetter(*columns)
     with connection.cursor() as cursor:
         logged = cursor.debug_sql(sql) if isinstance(cursor, CursorDebugWrapper) else nullcontext()
         with logged, cursor.cursor.copy(sql) as copy:
+            copy.write_row(in_column_order(first))
             for values in rows:
-                copy.write_row([values[column] for column in columns])
+                copy.write_row(in_column_order(values))
 
 
 @transaction.atomic
@@ -485,11 +506,11 @@ def _evaluate_batch_in_transaction(
     # Under the lock: only the releases still live in the phase the cohorts were read for (one paused, promoted
     # or resumed since is left to the next look, which reads its new phase).
     releases = [
-        release
-        for release in selectors.live_releases(release_ids)
-        if release.pk in snapshot.releases
-        and selectors.phase_start(release) == selectors.phase_start(snapshot.releases[release.pk])
+        snapshot.releases[release_id]
+        for release_id, phase_start in selectors.live_phase_starts(release_ids).items()
+        if release_id in snapshot.releases and phase_start == selectors.phase_start(snapshot.releases[release_id])
     ]
+    releases.sort(key=lambda release: release.pk)
     result.releases = len(releases)
     if not releases:
         return result, []
@@ -498,7 +519,7 @@ def _evaluate_batch_in_transaction(
     if not looks.pending:
         return result, []
     previous_state = selectors.latest_counters(
-        release_ids=[r.pk for r in releases], guardrail_ids=list({look.guardrail.pk for look in looks.pending})
+        release_ids=[r.id for r in releases], guardrail_ids=list({look.guardrail.id for look in looks.pending})
     )
     rows = _evaluate(looks, snapshot.cohorts, previous_state, now)
     evaluations = _record(rows, previous_state, result)

@@ -216,8 +216,12 @@ def test_breaching_samples_open_an_incident_pause_the_release_and_call_the_webho
 # --- a worker killed mid-cycle ----------------------------------------------------------------------------------
 
 VISIBILITY_TIMEOUT = 2  # seconds; the second worker takes back what the killed one never acknowledged
-# The per-release lock guardrails_evaluate_batch takes (monitoring/services/evaluation.py, _lock_releases).
-EVALUATION_LOCK = "hashtextextended('rollgate.monitoring.evaluate:' || %s::text, 0)"
+# The per-release lock an evaluation takes (monitoring/services/evaluation.py, _lock_releases): the release's
+# EvaluationLock row, created if missing, held until the transaction ends.
+TAKE_EVALUATION_LOCK = (
+    "INSERT INTO monitoring_evaluationlock (release_id) VALUES (%s) "
+    "ON CONFLICT (release_id) DO UPDATE SET release_id = EXCLUDED.release_id"
+)
 
 
 def _ingest_csv(path: Path, rows: list[tuple[int, str, int]]) -> None:
@@ -250,13 +254,11 @@ def _raw_connection() -> psycopg.Connection:
 
 
 def _evaluation_blocked_on_lock(observer: psycopg.Connection, holder_pid: int) -> int | None:
-    """The backend of a worker that holds evaluation locks and waits for the one the test holds: mid-batch."""
+    """The backend of a worker that waits for the evaluation lock the test holds: mid-batch, its other releases'
+    locks taken."""
     row = observer.execute(
-        "SELECT waiting.pid FROM pg_locks waiting "
-        "WHERE waiting.locktype = 'advisory' AND NOT waiting.granted AND waiting.pid <> %s "
-        "AND EXISTS (SELECT 1 FROM pg_locks held WHERE held.pid = waiting.pid "
-        "            AND held.locktype = 'advisory' AND held.granted)",
-        [holder_pid],
+        "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid)) AND query LIKE %s",
+        [holder_pid, "%monitoring_evaluationlock%"],
     ).fetchone()
     return row[0] if row else None
 
@@ -275,7 +277,7 @@ def _unacked(redis_client) -> dict[str, float]:
 def test_a_worker_killed_mid_cycle_leaves_nothing_half_done_and_the_redelivered_task_completes_it(tmp_path):
     """SIGKILL a worker while its evaluation batch holds the release locks, then start another worker.
 
-    The batch is made to stop mid-way without touching production code: the test holds the advisory lock of the
+    The batch is made to stop mid-way without touching production code: the test holds the evaluation lock of the
     batch's last release, so the worker locks the others, then waits inside its transaction. The kill loses that
     transaction; the message, never acknowledged (``acks_late``), is redelivered to the fresh worker once the
     visibility timeout has passed, and the redelivered batch writes every evaluation and the incident once.
@@ -308,7 +310,8 @@ def test_a_worker_killed_mid_cycle_leaves_nothing_half_done_and_the_redelivered_
         assert _unacked(broker) == {}, "the completed batch was acknowledged"
 
         holder_pid = holder.info.backend_pid
-        holder.execute(f"SELECT pg_advisory_lock({EVALUATION_LOCK})", [last.pk])
+        holder.execute("BEGIN")
+        holder.execute(TAKE_EVALUATION_LOCK, [last.pk])
         _ingest_csv(
             tmp_path / "breach.csv",
             [(breaching.pk, "US", 300), (breaching.pk, "DE", 2), (last.pk, "US", 2), (last.pk, "DE", 2)],
@@ -322,7 +325,7 @@ def test_a_worker_killed_mid_cycle_leaves_nothing_half_done_and_the_redelivered_
         assert len(unacked) == 1, f"the killed batch should be left unacknowledged in Redis, found {unacked}"
 
         # PostgreSQL rolls the dead worker's transaction back once its backend finds the client gone.
-        holder.execute(f"SELECT pg_advisory_unlock({EVALUATION_LOCK})", [last.pk])
+        holder.execute("ROLLBACK")
         assert _wait_for(lambda: not _backend_alive(observer, orphan), timeout=15), (
             f"backend {orphan} of the killed worker is still connected"
         )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
 
-from monitoring.models import Evaluation, Guardrail, Incident
+from monitoring.models import Evaluation, Guardrail, Incident, MetricDefinition
 from monitoring.services import guardrails_evaluate, incident_trigger
 from tests.concurrency import raised, run_at_once
 from tests.factories import SolutionFactory, UserFactory, make_release
@@ -49,3 +54,63 @@ def test_fifty_threads_triggering_one_key_leave_one_open_incident(failing_releas
     incident = Incident.objects.open().get()
     assert incident.trigger_count == 50
     assert incident.events.count() == 50  # one opened + 49 retriggered
+
+
+def _connect() -> psycopg.Connection:
+    settings = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or "127.0.0.1", autocommit=True
+    )
+
+
+def test_a_cycle_holds_row_locks_not_one_lock_table_slot_per_release():
+    """The evaluation locks are rows (EvaluationLock), not advisory locks: PostgreSQL's shared lock table has
+    64 × max_connections slots for the whole server, and a cycle over 10,000 releases must fit in one transaction.
+    Caught mid-cycle (the test holds the last release's lock), the evaluating backend holds a handful of locks,
+    not one per release, and finishes every release once the test lets go."""
+    Guardrail.objects.filter(scope="risk_level").delete()
+    author = UserFactory(username="ana.author", groups=["Authors"])
+    error_rate = MetricDefinition.objects.get(key="error_rate")
+    releases = [put_live(make_release(author=author, solution=SolutionFactory())) for _ in range(30)]
+    for release in releases:
+        make_guardrail(release, error_rate)
+    ingest(*[sample_row(r, "error_rate", numerator=2, denominator=1000, market=m) for r in releases for m in ("US",)])
+    last = max(releases, key=lambda release: release.pk)
+    # The observer reads pg_stat_activity outside the holder's transaction, which would see one frozen snapshot.
+    holder, observer = _connect(), _connect()
+    holder.execute("BEGIN")
+    holder.execute(
+        "INSERT INTO monitoring_evaluationlock (release_id) VALUES (%s) "
+        "ON CONFLICT (release_id) DO UPDATE SET release_id = EXCLUDED.release_id",
+        [last.pk],
+    )
+    failures: list[BaseException] = []
+
+    def run_cycle() -> None:
+        try:
+            guardrails_evaluate(now=timezone.now())
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    cycle = threading.Thread(target=run_cycle)
+    cycle.start()
+    try:
+        waiting = None
+        deadline = time.monotonic() + 30
+        while waiting is None and time.monotonic() < deadline:
+            row = observer.execute(
+                "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [holder.info.backend_pid]
+            ).fetchone()
+            waiting = row[0] if row else time.sleep(0.05)
+        assert waiting, f"the cycle never waited for the lock the test holds: {failures}"
+        held = observer.execute("SELECT count(*) FROM pg_locks WHERE pid = %s", [waiting]).fetchone()[0]
+        assert held < 15, f"{held} locks for 30 releases: one per release"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        observer.close()
+        cycle.join(timeout=30)
+    assert failures == []
+    assert Evaluation.objects.filter(release__in=releases).count() == 60  # two markets each
