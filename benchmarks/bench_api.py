@@ -16,8 +16,12 @@ Any answer but the expected status, or a failed connection, is an error; the tar
 
 from __future__ import annotations
 
+import argparse
+import cProfile
+import io
 import itertools
 import os
+import pstats
 import statistics
 import threading
 import time
@@ -112,7 +116,42 @@ def list_query_counts() -> dict[int, int]:
     return counts
 
 
+def in_process_costs(*, requests: int, profile: bool) -> dict[str, float]:
+    """Milliseconds per request of the bare view and of the list, in this process through Django's test client
+    (the same middleware and URL module as the server's, no HTTP, no gunicorn): where the throughput ratio comes
+    from. With ``profile``, the cProfile of the list requests, by cumulative time."""
+    from django.contrib.auth.models import User
+    from django.test.utils import override_settings
+    from rest_framework.test import APIClient
+
+    from core.auth import issue_api_token
+
+    client = APIClient(HTTP_HOST="127.0.0.1")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_api_token(user=User.objects.get(username='bench.api')).key}")
+    costs = {}
+    with override_settings(ROOT_URLCONF="benchmarks.web_urls"):
+        for name, path in (("bare", "/bench/bare/"), ("list", "/api/v1/releases/")):
+            assert client.get(path).status_code == 200  # warm: URL resolver, compiled serializers, caches
+            began = time.perf_counter()
+            for _ in range(requests):
+                client.get(path)
+            costs[name] = (time.perf_counter() - began) / requests * 1e3
+        if profile:  # a pass of its own: the profiler's overhead stays out of the figures above
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(requests):
+                client.get("/api/v1/releases/")
+            profiler.disable()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+            print(out.getvalue())
+    return costs
+
+
 def main() -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profile", action="store_true", help="print the cProfile of the list, in process")
+    args = parser.parse_args()
     release_count, seconds = scaled(1_000, minimum=20), max(1.0, 30 * SCALE)
     with bench_database(f"bench_api_{RUN_ID}"):
         from django.utils import timezone
@@ -127,6 +166,7 @@ def main() -> dict[str, Any]:
         ]
         make_api_user("bench.api", ON_CALL, PASSWORD)
         queries = list_query_counts()
+        costs = in_process_costs(requests=max(20, int(200 * SCALE)), profile=args.profile)
         start = (timezone.now() - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
         # Each client thread walks its own (release, window) pairs: every POST writes new rows.
         pairs = [iter(itertools.product(releases[index::CLIENTS], range(2 * 24 * 12 - 1))) for index in range(CLIENTS)]
@@ -167,6 +207,10 @@ def main() -> dict[str, Any]:
         f"  gunicorn: {workers} sync workers; GET /api/v1/releases/ runs {queries[50]} queries for 50 rows, "
         f"{queries[10]} for 10"
     )
+    print(
+        f"  in process (test client, no HTTP): bare view {costs['bare']:.2f} ms, list {costs['list']:.2f} ms per "
+        f"request: the list can reach at most {costs['bare'] / costs['list']:.2f} of the bare view's rate"
+    )
     print(f"  baseline GET /bench/bare/ (minimal Django JSON view): {bare.describe()}")
     print(f"  GET /api/v1/releases/: {listing.describe()}")
     print(f"    ratio to the bare view: {listing.per_second / bare.per_second:.2f} (target ≥ 0.5)")
@@ -188,6 +232,8 @@ def main() -> dict[str, Any]:
         "api_post_errors": posting.errors,
         "api_list_queries_50": queries[50],
         "api_list_queries_10": queries[10],
+        "api_bare_in_process_ms": costs["bare"],
+        "api_list_in_process_ms": costs["list"],
     }
     record("api", figures)
     return figures

@@ -123,6 +123,9 @@ def test_bench_api_runs_at_a_tiny_scale(tmp_path, migrated_template):
     assert recorded["api_list_errors"] == recorded["api_post_errors"] == recorded["api_bare_errors"] == 0
     # The release list's queries do not grow with the page.
     assert recorded["api_list_queries_50"] <= recorded["api_list_queries_10"]
+    # The in-process cost per request, beside the throughput, says how far the ratio could go.
+    assert re.search(r"in process \(test client, no HTTP\): bare view [0-9.]+ ms, list [0-9.]+ ms", run.stdout)
+    assert recorded["api_list_in_process_ms"] > recorded["api_bare_in_process_ms"] > 0
 
 
 def test_bench_evaluate_runs_at_a_tiny_scale_with_one_and_two_workers(tmp_path, migrated_template):
