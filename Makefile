@@ -47,8 +47,9 @@ checks: $(VENV)/.dev-installed
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
 pytest: $(VENV)/.dev-installed
-	# Two processes, one per core (each with its own test database); PYTEST_WORKERS=0 runs in one.
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(VENV)/bin/pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
+	# Two processes, one per core (each with its own test database); PYTEST_WORKERS=0 runs in one. worksteal: an idle
+	# process takes tests queued for the other, so the slow subprocess and browser tests do not end the run on one core.
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(VENV)/bin/pytest -n $${PYTEST_WORKERS:-2} --dist worksteal $(PYTEST_ARGS)
 
 ## fuzz: schemathesis against the live schema as every role, with many examples per operation (the suite runs 3).
 fuzz: $(VENV)/.dev-installed

@@ -119,7 +119,7 @@ def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(probe_queue,
         second = _start_beat("second", probe_queue, tmp_path)
         _wait_until(lambda: "standing by" in logs[1].read_text(), "the second beat to stand by", *logs)
         sent_before = len(_senders(probe_queue))
-        # Ten more probes (five seconds of schedule) with both beats running: a second scheduler would be in them.
+        # Ten more probes (2.5 seconds of schedule) with both beats running: a second scheduler would be in them.
         _wait_until(lambda: len(_senders(probe_queue)) >= sent_before + 10, "ten more probes", *logs)
         assert set(_senders(probe_queue)) == {first.pid}
 

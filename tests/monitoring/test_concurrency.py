@@ -71,7 +71,7 @@ def test_a_cycle_holds_row_locks_not_one_lock_table_slot_per_release():
     Guardrail.objects.filter(scope="risk_level").delete()
     author = UserFactory(username="ana.author", groups=["Authors"])
     error_rate = MetricDefinition.objects.get(key="error_rate")
-    releases = [put_live(make_release(author=author, solution=SolutionFactory())) for _ in range(30)]
+    releases = [put_live(make_release(author=author, solution=SolutionFactory())) for _ in range(20)]
     for release in releases:
         make_guardrail(release, error_rate)
     ingest(*[sample_row(r, "error_rate", numerator=2, denominator=1000, market=m) for r in releases for m in ("US",)])
@@ -106,11 +106,11 @@ def test_a_cycle_holds_row_locks_not_one_lock_table_slot_per_release():
             waiting = row[0] if row else time.sleep(0.05)
         assert waiting, f"the cycle never waited for the lock the test holds: {failures}"
         held = observer.execute("SELECT count(*) FROM pg_locks WHERE pid = %s", [waiting]).fetchone()[0]
-        assert held < 15, f"{held} locks for 30 releases: one per release"
+        assert held < 15, f"{held} locks for 20 releases: one per release"
     finally:
         holder.execute("ROLLBACK")
         holder.close()
         observer.close()
         cycle.join(timeout=30)
     assert failures == []
-    assert Evaluation.objects.filter(release__in=releases).count() == 60  # two markets each
+    assert Evaluation.objects.filter(release__in=releases).count() == 40  # two markets each
