@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Case, Count, F, Max, Prefetch, Q, QuerySet, Sum, When, Window
+from django.db.models import BigIntegerField, Case, Count, F, Func, Max, Prefetch, Q, QuerySet, Sum, When, Window
 from django.db.models.functions import Coalesce, RowNumber
 
 from releases.choices import LIVE_STATES, ReleaseStatus
@@ -220,15 +220,40 @@ def evaluated_looks(
     data_throughs: Collection[datetime],
 ) -> set[tuple[int, int, str, datetime, int, datetime]]:
     """(guardrail, release, market, phase start, samples, data through) already looked at: the same data again
-    writes nothing. Only the candidates' own data identities are fetched, not every earlier look of the phase."""
-    return set(
-        Evaluation.objects.filter(
-            release_id__any=release_ids,
-            guardrail_id__any=guardrail_ids,
-            window_start__any=phase_starts,
-            data_through__any=data_throughs,
-        ).values_list("guardrail_id", "release_id", "market", "window_start", "samples", "data_through")
+    writes nothing. Only the candidates' own data identities are fetched, not every earlier look of the phase.
+
+    A catch-up cycle with nothing new reads back one look per key of the fleet (180,000 at 10,000 releases): on
+    PostgreSQL the two timestamps come as epoch microseconds, turned into datetimes here, since parsing them as
+    text took most of such a cycle."""
+    looks = Evaluation.objects.filter(
+        release_id__any=release_ids,
+        guardrail_id__any=guardrail_ids,
+        window_start__any=phase_starts,
+        data_through__any=data_throughs,
     )
+    if connection.vendor != "postgresql":
+        return set(looks.values_list("guardrail_id", "release_id", "market", "window_start", "samples", "data_through"))
+    rows = looks.annotate(
+        window_start_us=_EpochMicroseconds("window_start"), data_through_us=_EpochMicroseconds("data_through")
+    ).values_list("guardrail_id", "release_id", "market", "window_start_us", "samples", "data_through_us")
+    return {
+        (
+            guardrail_id,
+            release_id,
+            market,
+            _EPOCH + timedelta(microseconds=start),
+            samples,
+            _EPOCH + timedelta(microseconds=through),
+        )
+        for guardrail_id, release_id, market, start, samples, through in rows
+    }
+
+
+class _EpochMicroseconds(Func):
+    """A timestamp as whole microseconds since the epoch (PostgreSQL): exact, and an integer to load."""
+
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+    output_field = BigIntegerField()
 
 
 _TOTALS_COLUMNS = (
