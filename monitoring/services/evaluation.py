@@ -75,22 +75,6 @@ class CycleResult:
     srm_incidents_opened: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    def add(self, other: CycleResult) -> None:
-        for name in (
-            "releases",
-            "evaluations",
-            "skipped",
-            "incidents_opened",
-            "incidents_retriggered",
-            "incidents_resolved",
-            "actions_taken",
-            "errors",
-            "srm_incidents_opened",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for outcome, count in other.outcomes.items():
-            self.outcomes[outcome] += count
-
 
 def guardrails_evaluate(*, release_ids: Iterable[int] | None = None, now: datetime | None = None) -> CycleResult:
     """One evaluation cycle over the live releases (all of them, or ``release_ids``).
