@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from _monitoring_setup import ROOT
 
@@ -35,9 +37,10 @@ def database_url() -> str:
 
 
 @contextmanager
-def celery_worker(*, run_id: str, redis_url: str) -> Iterator[None]:
-    """Start ``celery worker --pool=solo`` on the run's queue (settings ``benchmarks.celery_settings``), route this
-    process's tasks there, stop it and delete the run's Redis keys afterwards."""
+def celery_worker(*, run_id: str, redis_url: str, count: int = 1) -> Iterator[None]:
+    """Start ``count`` processes of ``celery worker --pool=solo`` on the run's queue (settings
+    ``benchmarks.celery_settings``) and wait until each is ready, route this process's tasks there, stop them and
+    delete the run's Redis keys afterwards."""
     import redis
     from django.conf import settings
 
@@ -54,25 +57,42 @@ def celery_worker(*, run_id: str, redis_url: str) -> Iterator[None]:
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(ROOT),
     }
-    log = open(os.path.join(tempfile.gettempdir(), f"bench-worker-{run_id}.log"), "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
-         "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel=WARNING", f"--queues={queue}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    # Closed in the ``finally`` below, with the workers that write them.
+    logs = [tempfile.NamedTemporaryFile("w+", prefix=f"bench-worker-{run_id}-", suffix=".log") for _ in range(count)]  # noqa: SIM115
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1"]
+    command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel=INFO", f"--queues={queue}"]
+    workers = [
+        subprocess.Popen(
+            [*command, f"--hostname=bench{index}-{run_id}@%h"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for index, log in enumerate(logs)
+    ]
     app.conf.broker_url = redis_url
     app.conf.task_default_queue = queue
     app.conf.broker_transport_options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, **unacked_keys(run_id)}
     try:
+        deadline = time.monotonic() + 120
+        while not all(" ready." in Path(log.name).read_text() for log in logs):
+            if time.monotonic() > deadline or any(worker.poll() is not None for worker in workers):
+                raise RuntimeError("a worker did not start: " + " | ".join(Path(log.name).read_text() for log in logs))
+            time.sleep(0.2)
         yield
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-        log.close()
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        for log in logs:
+            log.close()
         redis.Redis.from_url(redis_url).delete(
             queue, *unacked_keys(run_id).values(), f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"
         )

@@ -16,16 +16,13 @@ import cProfile
 import io
 import os
 import pstats
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from typing import Any
 
-from _monitoring_setup import ROOT, bench_database, bulk_live_fleet
+from _monitoring_setup import bench_database, bulk_live_fleet
 from _results import record, scaled
+from _worker import celery_worker
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -133,69 +130,10 @@ def with_workers(workers: int, expected: int) -> float:
     """The beat task's real fan-out (``evaluate_guardrails_cycle`` enqueues one ``evaluate_releases`` task per
     BATCH_SIZE releases) drained by ``workers`` Celery worker processes (solo pool each) on Redis, on this run's own
     queue: seconds from the fan-out to the last evaluation written."""
-    import redis
-    from django.conf import settings
-    from django.db import connection
-
-    from config.celery import app
     from monitoring.models import Evaluation
     from monitoring.tasks import evaluate_guardrails_cycle
 
-    run_id = uuid.uuid4().hex[:12]
-    queue = f"rollgate-bench-{run_id}"
-    redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "benchmarks.celery_settings",
-        "ROLLGATE_BENCH_CELERY_RUN": run_id,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": REDIS_URL,
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": str(ROOT),
-    }
-    # Closed in the ``finally`` below, with the workers that write them.
-    logs = [tempfile.NamedTemporaryFile("w+", prefix=f"bench-eval-{run_id}-", suffix=".log") for _ in range(workers)]  # noqa: SIM115
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "--concurrency=1",
-                f"--hostname=bench{index}-{run_id}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-                "--loglevel=INFO",
-                f"--queues={queue}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for index, log in enumerate(logs)
-    ]
-    app.conf.broker_url = REDIS_URL
-    app.conf.task_default_queue = queue
-    app.conf.broker_transport_options = {
-        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-        "unacked_key": f"unacked-bench-{run_id}",
-        "unacked_index_key": f"unacked_index-bench-{run_id}",
-        "unacked_mutex_key": f"unacked_mutex-bench-{run_id}",
-    }
-    try:
-        deadline = time.monotonic() + 120
-        while not all(" ready." in open(log.name).read() for log in logs):  # noqa: SIM115
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                raise RuntimeError("a worker did not start: " + " | ".join(open(log.name).read() for log in logs))  # noqa: SIM115
-            time.sleep(0.2)
+    with celery_worker(run_id=uuid.uuid4().hex[:12], redis_url=REDIS_URL, count=workers):
         began = time.perf_counter()
         evaluate_guardrails_cycle()
         deadline = time.monotonic() + 1800
@@ -204,21 +142,6 @@ def with_workers(workers: int, expected: int) -> float:
                 raise RuntimeError(f"{Evaluation.objects.count()} of {expected} evaluations after 30 minutes")
             time.sleep(0.1)
         return time.perf_counter() - began
-    finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in logs:
-            log.close()
-        redis.Redis.from_url(REDIS_URL).delete(
-            queue, f"unacked-bench-{run_id}", f"unacked_index-bench-{run_id}", f"unacked_mutex-bench-{run_id}",
-            f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}",
-        )  # fmt: skip
 
 
 def main() -> None:

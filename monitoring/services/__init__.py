@@ -2,7 +2,7 @@
 
 from .definitions import metric_definition_update
 from .endpoints import notification_endpoint_create, notification_endpoint_update
-from .evaluation import guardrail_action_apply, guardrails_evaluate, guardrails_evaluate_batch
+from .evaluation import guardrail_action_apply, guardrails_evaluate
 from .guardrails import guardrail_create, guardrail_update
 from .incidents import (
     incident_acknowledge,
@@ -26,7 +26,6 @@ __all__ = [
     "guardrail_create",
     "guardrail_update",
     "guardrails_evaluate",
-    "guardrails_evaluate_batch",
     "guardrails_guard",
     "incident_acknowledge",
     "incident_assign",

@@ -93,11 +93,6 @@ def guardrails_evaluate(*, release_ids: Iterable[int] | None = None, now: dateti
         return _evaluate_and_act(release_ids=list(snapshot.releases), now=now, snapshot=snapshot)
 
 
-def guardrails_evaluate_batch(*, release_ids: Sequence[int], now: datetime) -> CycleResult:
-    """The releases an ingestion touched, looked at at once: the same cycle, on those releases only."""
-    return guardrails_evaluate(release_ids=release_ids, now=now)
-
-
 def _evaluate_and_act(*, release_ids: Sequence[int], now: datetime, snapshot: _Snapshot) -> CycleResult:
     result, actions = _evaluate_batch_in_transaction(release_ids=release_ids, now=now, snapshot=snapshot)
     for action in actions:

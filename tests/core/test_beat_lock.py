@@ -22,6 +22,7 @@ import redis
 from django.db import connection
 
 from core.beat import BeatLock
+from tests.live_database import database_url
 
 BROKER_URL = os.environ.get("BEAT_TEST_BROKER_URL", "redis://127.0.0.1:6379/12")
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,10 +50,6 @@ def probe_queue() -> Iterator[str]:
 
 
 def _start_beat(name: str, queue: str, tmp_path: Path) -> subprocess.Popen[bytes]:
-    settings = connection.settings_dict
-    database_url = (
-        f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
     log = (tmp_path / f"{name}.log").open("w")
     try:
         return subprocess.Popen(
@@ -72,7 +69,7 @@ def _start_beat(name: str, queue: str, tmp_path: Path) -> subprocess.Popen[bytes
                 **os.environ,
                 "DJANGO_SETTINGS_MODULE": "tests.core.beat_settings",
                 "ROLLGATE_TEST_BEAT_QUEUE": queue,
-                "DATABASE_URL": database_url,
+                "DATABASE_URL": database_url(),
                 "CELERY_BROKER_URL": BROKER_URL,
                 "PYTHONUNBUFFERED": "1",
             },

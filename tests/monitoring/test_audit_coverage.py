@@ -38,7 +38,6 @@ NOT_GOVERNED = {
     # Evaluations are immutable machine records; incidents they open or resolve are audited (incident_trigger,
     # incident_resolve), release actions by releases.services.
     "guardrails_evaluate": "writes Evaluation rows; incidents through incident_trigger / incident_resolve",
-    "guardrails_evaluate_batch": "as guardrails_evaluate",
     "guardrail_action_apply": "moves the release through releases.services (audited there) and adds a timeline event",
     "rollout_automate": "moves releases through releases.services (audited there)",
     "guardrails_guard": "a read-only guard",

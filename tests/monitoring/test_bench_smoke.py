@@ -19,16 +19,13 @@ import pytest
 from django.db import connection, connections
 from psycopg import sql
 
+from tests.live_database import database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_URL = os.environ.get("MONITORING_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")
 EVALUATION_BROKER_URL = os.environ.get("MONITORING_TEST_EVALUATION_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db]
-
-
-def _server_url(name: str) -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +37,7 @@ def migrated_template(django_db_setup, django_db_blocker) -> Iterator[str | None
         source = connection.settings_dict["NAME"]
         name = f"{source}_bench_tpl_{uuid.uuid4().hex[:8]}"
         connections.close_all()
-        admin_dsn = _server_url("postgres")
+        admin_dsn = database_url("postgres")
         try:
             with psycopg.connect(admin_dsn, autocommit=True) as admin:
                 admin.execute(
@@ -73,7 +70,7 @@ def _run_bench(
         "BENCH_RESULTS_DIR": str(tmp_path),
         "BENCH_REDIS_URL": broker,
         "BENCH_WEB_WORKERS": "2",
-        "DATABASE_URL": _server_url(connection.settings_dict["NAME"]),
+        "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
     }
     if template:

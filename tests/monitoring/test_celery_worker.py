@@ -22,7 +22,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from monitoring.choices import GuardrailAction, IncidentEventKind, IncidentStatus
@@ -31,6 +30,7 @@ from monitoring.services import guardrails_evaluate
 from releases.choices import ReleaseStatus
 from releases.models import Release
 from tests.factories import SolutionFactory, UserFactory, make_release
+from tests.live_database import database_url, raw_connection
 
 from .conftest import make_guardrail, put_live
 
@@ -77,15 +77,11 @@ def run_queue(settings):
 
 
 def _env() -> dict[str, str]:
-    settings = connection.settings_dict
-    database_url = (
-        f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.monitoring.celery_settings",
         "ROLLGATE_TEST_CELERY_RUN": RUN_ID,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": BROKER_URL,
         "PYTHONUNBUFFERED": "1",
     }
@@ -241,18 +237,6 @@ def _ingest_csv(path: Path, rows: list[tuple[int, str, int]]) -> None:
     )
 
 
-def _raw_connection() -> psycopg.Connection:
-    settings = connection.settings_dict
-    return psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"] or None,
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        autocommit=True,
-    )
-
-
 def _evaluation_blocked_on_lock(observer: psycopg.Connection, holder_pid: int) -> int | None:
     """The backend of a worker that waits for the evaluation lock the test holds: mid-batch, its other releases'
     locks taken."""
@@ -300,7 +284,7 @@ def test_a_worker_killed_mid_cycle_leaves_nothing_half_done_and_the_redelivered_
     def logs() -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (first_log, second_log) if p.exists())
 
-    observer, holder = _raw_connection(), _raw_connection()
+    observer, holder = raw_connection(), raw_connection()
     first = _start_worker(first_log, pool="prefork")
     second = None
     try:

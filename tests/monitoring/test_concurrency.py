@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -14,6 +13,7 @@ from monitoring.models import Evaluation, Guardrail, Incident, MetricDefinition
 from monitoring.services import guardrails_evaluate, incident_trigger
 from tests.concurrency import raised, run_at_once
 from tests.factories import SolutionFactory, UserFactory, make_release
+from tests.live_database import raw_connection
 
 from .conftest import ingest, make_guardrail, put_live, sample_row
 
@@ -56,13 +56,6 @@ def test_fifty_threads_triggering_one_key_leave_one_open_incident(failing_releas
     assert incident.events.count() == 50  # one opened + 49 retriggered
 
 
-def _connect() -> psycopg.Connection:
-    settings = connection.settings_dict
-    return psycopg.connect(
-        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or "127.0.0.1", autocommit=True
-    )
-
-
 def test_a_cycle_holds_row_locks_not_one_lock_table_slot_per_release():
     """The evaluation locks are rows (EvaluationLock), not advisory locks: PostgreSQL's shared lock table has
     64 × max_connections slots for the whole server, and a cycle over 10,000 releases must fit in one transaction.
@@ -77,7 +70,7 @@ def test_a_cycle_holds_row_locks_not_one_lock_table_slot_per_release():
     ingest(*[sample_row(r, "error_rate", numerator=2, denominator=1000, market=m) for r in releases for m in ("US",)])
     last = max(releases, key=lambda release: release.pk)
     # The observer reads pg_stat_activity outside the holder's transaction, which would see one frozen snapshot.
-    holder, observer = _connect(), _connect()
+    holder, observer = raw_connection(), raw_connection()
     holder.execute("BEGIN")
     holder.execute(
         "INSERT INTO monitoring_evaluationlock (release_id) VALUES (%s) "

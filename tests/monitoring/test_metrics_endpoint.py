@@ -10,7 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError
 from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +20,7 @@ from monitoring.models import NotificationEndpoint, NotificationOutbox
 from monitoring.tasks import evaluate_releases
 from tests.conftest import api_as
 from tests.factories import UserFactory
+from tests.live_database import database_url
 
 from .conftest import make_guardrail, sample_row
 
@@ -160,15 +161,11 @@ def test_a_database_failure_still_answers_without_the_state_gauges(client, metri
 
 def test_counters_of_several_processes_add_up_in_one_scrape(tmp_path):
     """gunicorn and Celery processes share PROMETHEUS_MULTIPROC_DIR; a scrape of any web process sums them."""
-    settings = connection.settings_dict
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": (
-            f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/"
-            f"{settings['NAME']}"
-        ),
+        "DATABASE_URL": database_url(),
     }
     setup = "import django; django.setup(); from monitoring import metrics; "
     for rows in (3, 4):
